@@ -1,0 +1,127 @@
+# orcd: one Makefile for the binary, the tests, the fuzzers and the benchmarks.
+#
+#   make              build build/orcd (with the CUDA backend whenever nvcc is present)
+#   make run          set up everything (packages, models) and run orcd on the default model
+#   make test         set up everything and run the C unit tests, then the Python tests
+#   make test SAN=1   the same, built with AddressSanitizer + UBSan (into build/san, CPU backend only)
+#   make fuzz         build the libFuzzer targets and run each for FUZZ_TIME seconds
+#   make deps         install missing Debian packages and Python test tools
+#   make model        fetch, reassemble and verify the default models into models/
+#   make format       clang-format every C/CUDA source
+
+CC      ?= cc
+PYTHON  ?= python3
+SAN     ?= 0
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CUDA    ?= $(if $(NVCC),1,0)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCHS ?= 80 90
+FUZZ_TIME ?= 60
+
+ifeq ($(SAN),1)
+  BUILD    ?= build/san
+  CUDA     := 0
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  OPT      := -O1 -g
+else
+  BUILD    ?= build
+  SANFLAGS :=
+  OPT      := -O2 -g
+endif
+
+CFLAGS  := -std=c11 $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -MMD -MP $(SANFLAGS)
+LDFLAGS := $(SANFLAGS)
+LDLIBS  := -lm -lpthread
+
+SRC     := $(filter-out src/main.c,$(wildcard src/*.c src/cli/*.c src/backend/*.c src/backend/cpu/*.c))
+CU_SRC  := $(wildcard src/backend/cuda/*.cu)
+TEST_SRC := $(wildcard tests/unit/*.c)
+
+ifeq ($(CUDA),1)
+  CFLAGS   += -DORCD_CUDA
+  NVFLAGS  := -O2 -std=c++17 -Xcompiler -Wall,-Wextra,-Werror $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
+  CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lstdc++
+else
+  CU_OBJ   :=
+endif
+
+OBJ      := $(SRC:%.c=$(BUILD)/%.o) $(CU_OBJ)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+DEFAULT_MODEL := models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+
+.PHONY: all run test unit pytest fuzz deps model format clean
+
+all: $(BUILD)/orcd
+
+$(BUILD)/orcd: $(BUILD)/src/main.o $(OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit_tests: $(TEST_OBJ) $(OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) -c -o $@ $<
+
+-include $(OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d
+
+# ---- set-up: every step is idempotent and quick when already done ----
+
+deps:
+	@tools/deps.sh
+
+model: deps
+	@$(PYTHON) tools/fetch_models.py models
+
+# ---- running ----
+
+run: deps model all
+	$(BUILD)/orcd info $(DEFAULT_MODEL)
+
+# ---- tests ----
+
+$(BUILD)/gguf_corpus/manifest.tsv: tests/gguf/make_corpus.py
+	$(PYTHON) tests/gguf/make_corpus.py $(BUILD)/gguf_corpus
+
+unit: $(BUILD)/unit_tests $(BUILD)/gguf_corpus/manifest.tsv
+	ORCD_CORPUS=$(BUILD)/gguf_corpus ORCD_MODELS=models $(BUILD)/unit_tests
+
+pytest: $(BUILD)/orcd $(BUILD)/gguf_corpus/manifest.tsv
+	ORCD_BIN=$(BUILD)/orcd ORCD_CORPUS=$(BUILD)/gguf_corpus ORCD_MODELS=models \
+	  $(PYTHON) -m pytest -q -rs tests/python
+
+test: deps model
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory pytest
+
+# ---- fuzzing (clang's libFuzzer, with ASan + UBSan) ----
+
+FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+build/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c src/gguf.c src/quant.c src/model.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $^
+
+fuzz: deps $(FUZZ_TARGETS) $(BUILD)/gguf_corpus/manifest.tsv
+	@for t in $(FUZZ_TARGETS); do \
+	  name=$$(basename $$t); mkdir -p build/fuzz/corpus-$$name; \
+	  echo "fuzzing $$name for $(FUZZ_TIME) s"; \
+	  $$t -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-$$name $(BUILD)/gguf_corpus \
+	    || exit 1; \
+	done
+
+# ---- housekeeping ----
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh')
+
+clean:
+	rm -rf build

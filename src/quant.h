@@ -1,0 +1,123 @@
+/*
+ * quant: the ggml tensor types as GGUF files store them. One place for the type ids, block sizes and
+ * block layouts, shared by the parser, the CPU backend and the CUDA kernels (this header is plain C that
+ * nvcc also compiles).
+ *
+ * A quantized row of n values is n / block_elems blocks of block_bytes each, stored back to back; a
+ * row's length must be a multiple of block_elems. Fp16 fields are stored as raw IEEE half bits (uint16_t).
+ *
+ * Not here: dequantization and dot products (they come with the backends, one implementation per layout).
+ */
+#ifndef ORCD_QUANT_H
+#define ORCD_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Type ids as in ggml's enum ggml_type (the file format's numbering; gaps are retired types). */
+typedef enum QuantType {
+    QT_F32 = 0,
+    QT_F16 = 1,
+    QT_Q4_0 = 2,
+    QT_Q4_1 = 3,
+    QT_Q5_0 = 6,
+    QT_Q5_1 = 7,
+    QT_Q8_0 = 8,
+    QT_Q8_1 = 9,
+    QT_Q2_K = 10,
+    QT_Q3_K = 11,
+    QT_Q4_K = 12,
+    QT_Q5_K = 13,
+    QT_Q6_K = 14,
+    QT_Q8_K = 15,
+    QT_IQ2_XXS = 16,
+    QT_IQ2_XS = 17,
+    QT_IQ3_XXS = 18,
+    QT_IQ1_S = 19,
+    QT_IQ4_NL = 20,
+    QT_IQ3_S = 21,
+    QT_IQ2_S = 22,
+    QT_IQ4_XS = 23,
+    QT_I8 = 24,
+    QT_I16 = 25,
+    QT_I32 = 26,
+    QT_I64 = 27,
+    QT_F64 = 28,
+    QT_IQ1_M = 29,
+    QT_BF16 = 30,
+    QT_TQ1_0 = 34,
+    QT_TQ2_0 = 35,
+    QT_MXFP4 = 39,
+    QT_COUNT = 40, /* one past the largest id this table knows */
+} QuantType;
+
+typedef struct QuantTraits {
+    const char *name;   /* "Q4_K", as ggml and llama.cpp print it */
+    uint32_t block_elems; /* values per block (1 for plain types) */
+    uint32_t block_bytes; /* bytes per block */
+} QuantTraits;
+
+/* The traits of a type id, or NULL when the id is not a type a GGUF file may hold (unknown, retired, or
+ * an in-memory-only type such as Q8_1, whose size ggml and the gguf tools disagree on). */
+const QuantTraits *quant_traits(uint32_t type);
+
+/* The name of a type id, "?" when unknown. Never NULL. */
+const char *quant_name(uint32_t type);
+
+/* ---- block layouts (ggml-common.h; sizes asserted in quant.c) ---- */
+
+#define QK4_0 32
+typedef struct BlockQ4_0 {
+    uint16_t d;            /* scale (fp16) */
+    uint8_t qs[QK4_0 / 2]; /* nibbles: value j in low nibble of qs[j], value j+16 in the high nibble */
+} BlockQ4_0;               /* x = d * (q - 8) */
+
+#define QK4_1 32
+typedef struct BlockQ4_1 {
+    uint16_t d, m; /* scale and minimum (fp16) */
+    uint8_t qs[QK4_1 / 2];
+} BlockQ4_1; /* x = d * q + m */
+
+#define QK5_0 32
+typedef struct BlockQ5_0 {
+    uint16_t d;
+    uint8_t qh[4]; /* fifth bits, bit j for value j */
+    uint8_t qs[QK5_0 / 2];
+} BlockQ5_0; /* x = d * (q - 16) */
+
+#define QK5_1 32
+typedef struct BlockQ5_1 {
+    uint16_t d, m;
+    uint8_t qh[4];
+    uint8_t qs[QK5_1 / 2];
+} BlockQ5_1; /* x = d * q + m */
+
+#define QK8_0 32
+typedef struct BlockQ8_0 {
+    uint16_t d;
+    int8_t qs[QK8_0];
+} BlockQ8_0; /* x = d * q */
+
+#define QK_K 256
+#define K_SCALE_SIZE 12
+typedef struct BlockQ4_K {
+    uint16_t d, dmin;                /* super-block scales for the 6-bit scales and mins */
+    uint8_t scales[K_SCALE_SIZE];    /* 8 sub-blocks of 32: 6-bit scale and 6-bit min each, packed */
+    uint8_t qs[QK_K / 2];            /* nibbles */
+} BlockQ4_K;
+
+typedef struct BlockQ5_K {
+    uint16_t d, dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8]; /* fifth bits */
+    uint8_t qs[QK_K / 2];
+} BlockQ5_K;
+
+typedef struct BlockQ6_K {
+    uint8_t ql[QK_K / 2];      /* low 4 bits */
+    uint8_t qh[QK_K / 4];      /* high 2 bits */
+    int8_t scales[QK_K / 16];  /* 16 sub-blocks of 16, 8-bit scales */
+    uint16_t d;                /* super-block scale (fp16) */
+} BlockQ6_K;                   /* x = d * scale * (q - 32) */
+
+#endif
