@@ -31,7 +31,7 @@ endif
 
 CFLAGS  := -std=c11 $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -MMD -MP $(SANFLAGS)
 LDFLAGS := $(SANFLAGS)
-LDLIBS  := -lm -lpthread
+LDLIBS  := -lpcre2-8 -lm -lpthread
 
 SRC     := $(filter-out src/main.c,$(wildcard src/*.c src/cli/*.c src/backend/*.c src/backend/cpu/*.c))
 CU_SRC  := $(wildcard src/backend/cuda/*.cu)
@@ -105,9 +105,10 @@ test: deps model
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c src/gguf.c src/quant.c src/model.c
+# Each tests/fuzz/fuzz_NAME.c is one target, linked with every host C source but main.
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $^
+	clang $(FUZZ_CFLAGS) -o $@ $^ -lpcre2-8 -lm -lpthread
 
 fuzz: deps $(FUZZ_TARGETS) $(BUILD)/gguf_corpus/manifest.tsv
 	@for t in $(FUZZ_TARGETS); do \

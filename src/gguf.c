@@ -123,6 +123,17 @@ static int read_str(Cursor *c, GGUFStr *s, uint64_t min, uint64_t max, const cha
     return GGUF_OK;
 }
 
+/* A key or tensor name: read_str, and no NUL byte inside (it could never be looked up by name). */
+static int read_name(Cursor *c, GGUFStr *s, uint64_t max, const char *what) {
+    int rc = read_str(c, s, 1, max, what);
+    if (rc) return rc;
+    const char *nul = memchr(s->ptr, 0, s->len);
+    if (nul)
+        return fail(c, "%s \"%s\": contains a NUL byte at position %llu", what, shown(*s).s,
+                    (ull)(nul - s->ptr));
+    return GGUF_OK;
+}
+
 size_t gguf_type_size(uint32_t type) {
     switch (type) {
     case GGUF_TYPE_UINT8:
@@ -245,7 +256,7 @@ static uint64_t index_slot(const uint32_t *idx, uint64_t mask, const char *p, ui
 static int parse_kvs(Cursor *c, GGUFFile *f) {
     for (uint64_t i = 0; i < f->n_kv; i++) {
         GGUFKV *kv = &f->kv[i];
-        int rc = read_str(c, &kv->key, 1, GGUF_MAX_KEY, "metadata key");
+        int rc = read_name(c, &kv->key, GGUF_MAX_KEY, "metadata key");
         if (rc) return rc;
         rc = read_u32(c, &kv->type, "a metadata value type");
         if (rc) return rc;
@@ -275,7 +286,7 @@ static int parse_alignment(Cursor *c, GGUFFile *f) {
 
 static int parse_tensor_info(Cursor *c, GGUFFile *f, uint64_t i) {
     GGUFTensor *t = &f->tensors[i];
-    int rc = read_str(c, &t->name, 1, GGUF_MAX_NAME, "tensor name");
+    int rc = read_name(c, &t->name, GGUF_MAX_NAME, "tensor name");
     if (rc) return rc;
     NameBuf shown_name = shown(t->name);
     const char *nm = shown_name.s;

@@ -18,9 +18,9 @@
  *  5. the data section: each tensor at its offset, which is a multiple of the alignment; tensors do not
  *     overlap and lie inside the file.
  *
- * Checks beyond the layout: keys 1..65535 bytes and unique; tensor names 1..256 bytes and unique; known
- * tensor types only; every dimension >= 1 and the element count representable; row length (ne[0]) a
- * multiple of the type's block; nesting of arrays at most GGUF_MAX_DEPTH deep.
+ * Checks beyond the layout: keys of 1..65535 bytes and tensor names of 1..256 bytes, unique, without NUL
+ * bytes; known tensor types only; every dimension >= 1 and the element count representable; row length
+ * (ne[0]) a multiple of the type's block; arrays nested at most GGUF_MAX_DEPTH deep.
  *
  * Strings (GGUFStr) point into the file's bytes and are not NUL-terminated; print them with "%.*s".
  */

@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: C compiler, make, clang (libFuzzer, sanitizers). Run time: nothing beyond libc yet.
-DEB_PKGS=(gcc make clang libclang-rt-14-dev)
+# Build: C compiler, make, clang (libFuzzer, sanitizers), PCRE2 headers (tokenizer pre-split). Run time:
+# libpcre2-8-0 (comes with libpcre2-dev).
+DEB_PKGS=(gcc make clang libclang-rt-14-dev libpcre2-dev)
 
 missing=()
 for p in "${DEB_PKGS[@]}"; do
