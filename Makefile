@@ -33,8 +33,8 @@ CFLAGS  := -std=c11 $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -M
 LDFLAGS := $(SANFLAGS)
 LDLIBS  := -lpcre2-8 -lm -lpthread
 
-SRC     := $(filter-out src/main.c,$(wildcard src/*.c src/cli/*.c src/backend/*.c src/backend/cpu/*.c))
-CU_SRC  := $(wildcard src/backend/cuda/*.cu)
+SRC     := $(sort $(filter-out src/main.c,$(shell find src -name '*.c')))
+CU_SRC  := $(sort $(shell find src -name '*.cu'))
 TEST_SRC := $(wildcard tests/unit/*.c)
 
 ifeq ($(CUDA),1)

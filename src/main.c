@@ -20,6 +20,11 @@ typedef struct Command {
 
 static const Command COMMANDS[] = {
     {"info", cmd_info, "info MODEL.gguf [--meta]   architecture, hyperparameters, tokenizer, tensors"},
+    {"generate", cmd_generate, "generate -m MODEL -p PROMPT [--chat] [-n N] ...   stream a continuation"},
+    {"bench", cmd_bench, "bench -m MODEL [-p 512] [-n 128] [--streams 1,16]   prefill and decode tok/s"},
+    {"logits", cmd_logits, "logits -m MODEL --ids IDS   one forward pass: top-k logits (for reference checks)"},
+    {"tokenize", cmd_tokenize, "tokenize -m MODEL [--ids|--pieces|--split] [--special] [--batch0] TEXT|-"},
+    {"template", cmd_template, "template -m MODEL [--system T] (--user T | --assistant T)...   chat prompt"},
 };
 
 static void usage(FILE *o) {

@@ -5,8 +5,11 @@
  */
 #include "model.h"
 
+#include "quant.h"
+
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const ArchInfo ARCHS[] = {
@@ -124,4 +127,101 @@ int model_config(Config *c, const GGUFFile *f, char *err, size_t errlen) {
     }
     c->tied_embeddings = gguf_find_tensor(f, "output.weight") == NULL;
     return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* weights */
+
+/* Bind `name` as a (cols,) vector when rows == 0, else a (cols, rows) matrix. F32 only when f32_only. */
+static int bind(Tensor *t, const GGUFFile *f, const char *name, int64_t cols, int64_t rows, bool f32_only,
+                char *err, size_t errlen) {
+    const GGUFTensor *g = gguf_find_tensor(f, name);
+    if (!g) return snprintf(err, errlen, "missing tensor %s", name), -1;
+    uint32_t want_dims = rows ? 2 : 1;
+    bool ok = g->n_dims == want_dims && g->ne[0] == (uint64_t)cols && (!rows || g->ne[1] == (uint64_t)rows);
+    if (!ok) {
+        char want[64], found[96];
+        if (rows) snprintf(want, sizeof want, "[%lld, %lld]", (long long)cols, (long long)rows);
+        else snprintf(want, sizeof want, "[%lld]", (long long)cols);
+        size_t o = (size_t)snprintf(found, sizeof found, "[");
+        for (uint32_t d = 0; d < g->n_dims; d++)
+            o += (size_t)snprintf(found + o, sizeof found - o, "%s%llu", d ? ", " : "", (unsigned long long)g->ne[d]);
+        snprintf(found + o, sizeof found - o, "]");
+        snprintf(err, errlen, "%s: expected shape %s, found %s", name, want, found);
+        return -1;
+    }
+    if (f32_only && g->type != QT_F32) {
+        snprintf(err, errlen, "%s: expected type F32, found %s", name, quant_name(g->type));
+        return -1;
+    }
+    t->type = g->type;
+    t->ne[0] = (int64_t)g->ne[0];
+    t->ne[1] = rows ? (int64_t)g->ne[1] : 1;
+    t->data = g->data;
+    t->nbytes = g->nbytes;
+    return 0;
+}
+
+int model_weights(Weights *w, const Config *c, const GGUFFile *f, char *err, size_t errlen) {
+    memset(w, 0, sizeof *w);
+    const int64_t dim = c->dim, q_dim = (int64_t)c->n_heads * c->head_dim,
+                  kv_dim = (int64_t)c->n_kv_heads * c->head_dim, hid = c->hidden_dim, vocab = c->vocab_size;
+    if (bind(&w->token_embd, f, "token_embd.weight", dim, vocab, false, err, errlen)) return -1;
+    if (bind(&w->output_norm, f, "output_norm.weight", dim, 0, true, err, errlen)) return -1;
+    if (c->tied_embeddings) w->output = w->token_embd;
+    else if (bind(&w->output, f, "output.weight", dim, vocab, false, err, errlen)) return -1;
+    w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
+    if (!w->layers) return snprintf(err, errlen, "out of memory"), -1;
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerWeights *L = &w->layers[l];
+        char n[96];
+#define BIND(field, suffix, cols, rows, f32)                                                               \
+    snprintf(n, sizeof n, "blk.%d.%s", l, suffix);                                                         \
+    if (bind(&L->field, f, n, cols, rows, f32, err, errlen)) goto fail;
+        BIND(attn_norm, "attn_norm.weight", dim, 0, true)
+        BIND(wq, "attn_q.weight", dim, q_dim, false)
+        BIND(wk, "attn_k.weight", dim, kv_dim, false)
+        BIND(wv, "attn_v.weight", dim, kv_dim, false)
+        if (c->arch->qkv_bias) {
+            BIND(bq, "attn_q.bias", q_dim, 0, true)
+            BIND(bk, "attn_k.bias", kv_dim, 0, true)
+            BIND(bv, "attn_v.bias", kv_dim, 0, true)
+        }
+        BIND(wo, "attn_output.weight", q_dim, dim, false)
+        BIND(ffn_norm, "ffn_norm.weight", dim, 0, true)
+        BIND(w_gate, "ffn_gate.weight", dim, hid, false)
+        BIND(w_up, "ffn_up.weight", dim, hid, false)
+        BIND(w_down, "ffn_down.weight", hid, dim, false)
+#undef BIND
+    }
+    return 0;
+fail:
+    model_weights_free(w);
+    return -1;
+}
+
+void model_weights_free(Weights *w) {
+    free(w->layers);
+    w->layers = NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+
+Model *model_open(const char *path, char *err, size_t errlen) {
+    Model *m = calloc(1, sizeof *m);
+    if (!m) return snprintf(err, errlen, "out of memory"), NULL;
+    if (gguf_open(&m->file, path, err, errlen) != GGUF_OK) goto fail;
+    if (model_config(&m->config, m->file, err, errlen)) goto fail;
+    if (model_weights(&m->weights, &m->config, m->file, err, errlen)) goto fail;
+    return m;
+fail:
+    model_close(m);
+    return NULL;
+}
+
+void model_close(Model *m) {
+    if (!m) return;
+    model_weights_free(&m->weights);
+    gguf_close(m->file);
+    free(m);
 }

@@ -2,7 +2,10 @@
  * model: what a GGUF file's metadata says about the network. The architecture table (qwen2, llama, ...)
  * and the one function that maps GGUF keys to our hyperparameter vocabulary.
  *
- * Not here: tensor data, backends, tokenizer (each reads what it needs from the GGUFFile itself).
+ * Also the weights, bound by name with their expected shapes (pointers into the file's mapping; the
+ * backends upload or use them as stored).
+ *
+ * Not here: computing with the weights (backends), tokenizer.
  */
 #ifndef ORCD_MODEL_H
 #define ORCD_MODEL_H
@@ -38,6 +41,48 @@ typedef struct Config {
     float norm_eps;   /* RMSNorm epsilon */
     bool tied_embeddings; /* no output.weight: the LM head is token_embd */
 } Config;
+
+/* A weight as stored: `type` blocks, rows of ne[0] values, ne[1] rows. */
+typedef struct Tensor {
+    uint32_t type;       /* QuantType */
+    int64_t ne[2];       /* (cols, rows): ne[0] fastest */
+    const void *data;    /* in the file's mapping */
+    uint64_t nbytes;
+} Tensor;
+
+typedef struct LayerWeights {
+    Tensor attn_norm;    /* (dim,) F32 */
+    Tensor wq, wk, wv;   /* (dim cols, n_heads*head_dim rows), (dim, n_kv_heads*head_dim) x2 */
+    Tensor bq, bk, bv;   /* (n_heads*head_dim,), (n_kv_heads*head_dim,) x2 F32; only with arch->qkv_bias */
+    Tensor wo;           /* (n_heads*head_dim cols, dim rows) */
+    Tensor ffn_norm;     /* (dim,) F32 */
+    Tensor w_gate, w_up; /* (dim cols, hidden_dim rows) */
+    Tensor w_down;       /* (hidden_dim cols, dim rows) */
+} LayerWeights;
+
+typedef struct Weights {
+    Tensor token_embd;   /* (dim cols, vocab_size rows): row t is token t's embedding */
+    Tensor output_norm;  /* (dim,) F32 */
+    Tensor output;       /* (dim cols, vocab_size rows): the LM head; token_embd when tied */
+    LayerWeights *layers; /* (n_layers,) */
+} Weights;
+
+/* Bind every weight by name with its expected shape; norms and biases must be F32. Returns 0, or -1 with
+ * "NAME: expected ..., found ..." in err. On success w->layers is allocated (model_weights_free). */
+int model_weights(Weights *w, const Config *c, const GGUFFile *f, char *err, size_t errlen);
+void model_weights_free(Weights *w);
+
+/* An opened model: the mapped file, its Config and its bound weights. */
+typedef struct Model {
+    GGUFFile *file;
+    Config config;
+    Weights weights;
+} Model;
+
+/* Open, validate and bind the model at `path`. NULL with the reason in err (bad file, unsupported
+ * architecture, missing or misshapen weights). */
+Model *model_open(const char *path, char *err, size_t errlen);
+void model_close(Model *m);
 
 /* The architectures orcd runs; NULL-terminated by name == NULL. */
 extern const ArchInfo ARCHS[];

@@ -6,7 +6,10 @@
  * A quantized row of n values is n / block_elems blocks of block_bytes each, stored back to back; a
  * row's length must be a multiple of block_elems. Fp16 fields are stored as raw IEEE half bits (uint16_t).
  *
- * Not here: dequantization and dot products (they come with the backends, one implementation per layout).
+ * The CPU side of every layout is here too (src/quant/): dequantizing rows, and dot products of a weight
+ * row with activations. Quantized weights meet activations quantized to BlockQ8A (32 values, one fp32
+ * scale, int8 values and their sum), as llama.cpp's CPU path does; float weights (F32, F16, BF16) meet the
+ * fp32 activations. The CUDA kernels use the same layouts from this header.
  */
 #ifndef ORCD_QUANT_H
 #define ORCD_QUANT_H
@@ -119,5 +122,46 @@ typedef struct BlockQ6_K {
     int8_t scales[QK_K / 16];  /* 16 sub-blocks of 16, 8-bit scales */
     uint16_t d;                /* super-block scale (fp16) */
 } BlockQ6_K;                   /* x = d * scale * (q - 32) */
+
+/* ---- activations for dot products with quantized weights ---- */
+
+#define QK8A 32
+typedef struct BlockQ8A {
+    float d;          /* scale: x ~= d * qs */
+    int32_t sum;      /* sum of qs, for the layouts with a minimum (Q4_1, Q5_1, Q4_K, Q5_K) */
+    int8_t qs[QK8A];
+} BlockQ8A;
+
+/* ---- the CPU implementation of every layout (src/quant/) ---- */
+
+/* Whether the CPU functions below handle `type` (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K,
+ * Q6_K at least). */
+int quant_cpu_supported(uint32_t type);
+
+/* Dequantize one row of n values (n a multiple of the type's block) from `src` into dst. */
+void quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
+
+/* Quantize n fp32 values (n a multiple of 32) into n/32 BlockQ8A (round to nearest, d = max|x| / 127). */
+void quant_q8a_quantize(const float *x, BlockQ8A *y, int64_t n);
+
+/* dot(weight row, activation) over n values. `w` is one row of `type`; x is the activation in fp32 and xq
+ * the same activation quantized by quant_q8a_quantize (NULL allowed when `type` is a float type). Uses
+ * AVX2/FMA when the CPU has them (checked at run time), a portable path otherwise. */
+float quant_vec_dot(uint32_t type, const void *w, const float *x, const BlockQ8A *xq, int64_t n);
+
+/* fp16/bf16 <-> fp32 */
+float quant_f16_to_f32(uint16_t h);
+uint16_t quant_f32_to_f16(float f);
+float quant_bf16_to_f32(uint16_t h);
+
+/* ---- for tests and benchmarks ---- */
+
+/* on != 0: from now on use the portable kernels even where AVX2 is available; on == 0: choose again by
+ * the CPU. Returns whether the portable path was forced before. Not for use while other threads run
+ * quant_vec_dot (a switch in the middle of a matmul mixes paths, harmlessly but confusingly). */
+int quant_cpu_force_portable(int on);
+
+/* "avx2" or "portable": the kernels quant_vec_dot uses now. */
+const char *quant_cpu_path(void);
 
 #endif

@@ -3,6 +3,8 @@
  */
 #include "backend.h"
 
+#include "../log.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -35,4 +37,17 @@ BackendKind backend_select(int gpu_device, int force_cpu, DeviceInfo *dev, char 
 
 const char *backend_name(BackendKind k) {
     return k == BACKEND_CUDA ? "cuda" : "cpu";
+}
+
+Backend *backend_create(const Config *c, const Weights *w, const BackendOptions *opt, char *err, size_t errlen) {
+    DeviceInfo dev;
+    char why[256];
+    BackendKind k = backend_select(opt->gpu_device, opt->force_cpu, &dev, why, sizeof why);
+    if (k == BACKEND_CUDA) {
+        /* TODO: the CUDA backend (its own issue); until then a device still runs the CPU backend. */
+        log_info("backend: cpu (CUDA device %s found, but the CUDA forward is not built yet)", dev.name);
+    } else {
+        log_info("backend: cpu (%s)", why);
+    }
+    return backend_cpu_create(c, w, opt, err, errlen);
 }

@@ -1,0 +1,352 @@
+/*
+ * The CPU backend: the forward pass over a batch of (sequence, token, position) entries, with the weights
+ * used in place in the file's mapping (dequantized inside the dot products, never converted up front),
+ * threads from pool.c, and keys/values in a paged fp32 store.
+ *
+ * Matrix products: each weight row is read once per call and dotted with every entry of the batch
+ * (prefill is one matrix-matrix pass); activations are quantized to BlockQ8A once per product input.
+ *
+ * Not here: scheduling (engine), sampling (sampler). The CUDA forward mirrors this one step for step.
+ */
+#include "../../log.h"
+#include "../../quant.h"
+#include "../backend.h"
+#include "ops.h"
+#include "pool.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ROWS_PER_TASK 16
+
+typedef struct CpuBackend {
+    Backend base;
+    const Config *c;
+    const Weights *w;
+    Pool *pool;
+    int q_dim, kv_dim;
+    float *inv_freq;          /* (rope_dim/2,) */
+    float *k_store, *v_store; /* (n_layers, n_pages, page_size, kv_dim) keys after RoPE, values */
+    /* scratch for max_batch = T entries */
+    float *x;                 /* (T, dim) residual stream */
+    float *xb;                /* (T, max(dim, q_dim)) a branch's normed input, then attention output */
+    float *q;                 /* (T, q_dim) */
+    float *k, *v;             /* (T, kv_dim) */
+    float *hb, *hb2;          /* (T, hidden_dim) FFN gate and up */
+    float *proj;              /* (T, dim) a branch's output before the residual add */
+    BlockQ8A *xq;             /* (T, max(dim, q_dim, hidden_dim) / 32) quantized product input */
+    float *att;               /* (n_threads, n_pages * page_size) attention scores */
+} CpuBackend;
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* matrix products */
+
+static int is_float_type(uint32_t t) {
+    return t == QT_F32 || t == QT_F16 || t == QT_BF16;
+}
+
+typedef struct MatmulJob {
+    float *y;           /* (T, rows) */
+    const float *x;     /* (T, cols) */
+    const BlockQ8A *xq; /* (T, cols/32) or NULL */
+    const Tensor *w;    /* (cols, rows) */
+    int T;
+    size_t row_bytes;
+} MatmulJob;
+
+static void matmul_task(void *ctx, int i, int thread) {
+    (void)thread;
+    const MatmulJob *j = ctx;
+    const int64_t rows = j->w->ne[1], cols = j->w->ne[0];
+    const int64_t r0 = (int64_t)i * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < rows ? r0 + ROWS_PER_TASK : rows;
+    const uint8_t *base = j->w->data;
+    for (int t = 0; t < j->T; t++) {
+        const float *x = j->x + (size_t)t * cols;
+        const BlockQ8A *xq = j->xq ? j->xq + (size_t)t * (cols / QK8A) : NULL;
+        float *y = j->y + (size_t)t * rows;
+        for (int64_t r = r0; r < r1; r++) y[r] = quant_vec_dot(j->w->type, base + r * j->row_bytes, x, xq, cols);
+    }
+}
+
+typedef struct QuantizeJob {
+    const float *x;
+    BlockQ8A *xq;
+    int64_t cols;
+} QuantizeJob;
+
+static void quantize_task(void *ctx, int t, int thread) {
+    (void)thread;
+    const QuantizeJob *j = ctx;
+    quant_q8a_quantize(j->x + (size_t)t * j->cols, j->xq + (size_t)t * (j->cols / QK8A), j->cols);
+}
+
+/* Quantize x (T, cols) into s->xq when some weight will need it. */
+static void quantize_input(CpuBackend *s, const float *x, int T, int64_t cols) {
+    QuantizeJob j = {x, s->xq, cols};
+    pool_for(s->pool, T, quantize_task, &j);
+}
+
+/* y (T, rows) = x (T, cols) @ W^T, with x already quantized into s->xq when W is quantized. */
+static void matmul(CpuBackend *s, float *y, const float *x, const Tensor *w, int T) {
+    MatmulJob j = {y, x, is_float_type(w->type) ? NULL : s->xq, w, T, w->nbytes / (size_t)w->ne[1]};
+    pool_for(s->pool, (int)((w->ne[1] + ROWS_PER_TASK - 1) / ROWS_PER_TASK), matmul_task, &j);
+}
+
+static void add_bias(float *y, const Tensor *b, int T) {
+    if (!b->data) return;
+    for (int t = 0; t < T; t++) op_add(y + (size_t)t * b->ne[0], b->data, (int)b->ne[0]);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* attention */
+
+typedef struct AttnJob {
+    CpuBackend *s;
+    const Batch *batch;
+    const KVPages *kv;
+    int l;
+} AttnJob;
+
+static size_t kv_offset(const CpuBackend *s, const KVPages *kv, int l, int seq, int pos) {
+    int page = kv->table[(size_t)seq * kv->pages_per_slot + pos / s->base.opt.page_size];
+    return (((size_t)l * s->base.opt.n_pages + (size_t)page) * s->base.opt.page_size +
+            (size_t)(pos % s->base.opt.page_size)) * (size_t)s->kv_dim;
+}
+
+/* One (entry, head): softmax(q k^T / sqrt(head_dim)) v over positions 0..pos of the entry's sequence. */
+static void attn_task(void *ctx, int item, int thread) {
+    const AttnJob *j = ctx;
+    CpuBackend *s = j->s;
+    const Config *c = s->c;
+    int i = item / c->n_heads, h = item % c->n_heads;
+    int kvh = h / (c->n_heads / c->n_kv_heads), hd = c->head_dim;
+    int seq = j->batch->seq[i], pos = j->batch->pos[i];
+    const float *q = s->q + (size_t)i * s->q_dim + (size_t)h * hd;
+    float *sc = s->att + (size_t)thread * s->base.opt.n_pages * s->base.opt.page_size;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int t = 0; t <= pos; t++) {
+        const float *k = s->k_store + kv_offset(s, j->kv, j->l, seq, t) + (size_t)kvh * hd;
+        float dot = 0;
+        for (int d = 0; d < hd; d++) dot += q[d] * k[d];
+        sc[t] = dot * scale;
+    }
+    op_softmax(sc, pos + 1);
+    float *out = s->xb + (size_t)i * s->q_dim + (size_t)h * hd;
+    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int t = 0; t <= pos; t++) {
+        const float *v = s->v_store + kv_offset(s, j->kv, j->l, seq, t) + (size_t)kvh * hd;
+        float p = sc[t];
+        for (int d = 0; d < hd; d++) out[d] += p * v[d];
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* the forward pass */
+
+static int check_batch(const CpuBackend *s, const Batch *b, const KVPages *kv, char *err, size_t errlen) {
+    const BackendOptions *o = &s->base.opt;
+    if (b->n < 1 || b->n > o->max_batch)
+        return snprintf(err, errlen, "batch of %d entries: expected 1..%d", b->n, o->max_batch), -1;
+    for (int i = 0; i < b->n; i++) {
+        if (b->token[i] < 0 || b->token[i] >= s->c->vocab_size)
+            return snprintf(err, errlen, "token id %d: expected 0..%d", b->token[i], s->c->vocab_size - 1), -1;
+        if (b->seq[i] < 0 || b->seq[i] >= o->n_slots)
+            return snprintf(err, errlen, "sequence slot %d: expected 0..%d", b->seq[i], o->n_slots - 1), -1;
+        if (b->pos[i] < 0 || b->pos[i] >= kv->pages_per_slot * o->page_size)
+            return snprintf(err, errlen, "position %d: expected 0..%d", b->pos[i],
+                            kv->pages_per_slot * o->page_size - 1), -1;
+        for (int t = 0; t <= b->pos[i]; t += o->page_size) {
+            int page = kv->table[(size_t)b->seq[i] * kv->pages_per_slot + t / o->page_size];
+            if (page < 0 || page >= o->n_pages)
+                return snprintf(err, errlen, "slot %d position %d: page %d not in 0..%d", b->seq[i], t, page,
+                                o->n_pages - 1), -1;
+        }
+    }
+    return 0;
+}
+
+static void capture(const CpuBackend *s, const Batch *b, int layer) {
+    if (b->hidden)
+        memcpy(b->hidden + (size_t)layer * b->n * s->c->dim, s->x, (size_t)b->n * s->c->dim * sizeof(float));
+}
+
+static int cpu_forward(Backend *base, const Batch *b, const KVPages *kv, float *logits, char *err, size_t errlen) {
+    CpuBackend *s = (CpuBackend *)base;
+    const Config *c = s->c;
+    const Weights *w = s->w;
+    const int T = b->n, dim = c->dim, hd = c->head_dim;
+    if (check_batch(s, b, kv, err, errlen)) return -1;
+
+    /* token embeddings: row token of token_embd */
+    size_t emb_row = w->token_embd.nbytes / (size_t)w->token_embd.ne[1];
+    for (int i = 0; i < T; i++)
+        quant_dequantize_row(w->token_embd.type, (const uint8_t *)w->token_embd.data + (size_t)b->token[i] * emb_row,
+                             s->x + (size_t)i * dim, dim);
+    capture(s, b, 0);
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights *L = &w->layers[l];
+
+        /* attention: norm, Q/K/V (+bias), RoPE, K/V into the store, attention, output projection, residual */
+        for (int i = 0; i < T; i++)
+            op_rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->attn_norm.data, dim, c->norm_eps);
+        quantize_input(s, s->xb, T, dim);
+        matmul(s, s->q, s->xb, &L->wq, T);
+        matmul(s, s->k, s->xb, &L->wk, T);
+        matmul(s, s->v, s->xb, &L->wv, T);
+        add_bias(s->q, &L->bq, T);
+        add_bias(s->k, &L->bk, T);
+        add_bias(s->v, &L->bv, T);
+        for (int i = 0; i < T; i++) {
+            float *q = s->q + (size_t)i * s->q_dim, *k = s->k + (size_t)i * s->kv_dim;
+            op_rope(q, c->n_heads, hd, c->rope_dim, b->pos[i], s->inv_freq, c->arch->rope);
+            op_rope(k, c->n_kv_heads, hd, c->rope_dim, b->pos[i], s->inv_freq, c->arch->rope);
+            size_t off = kv_offset(s, kv, l, b->seq[i], b->pos[i]);
+            memcpy(s->k_store + off, k, (size_t)s->kv_dim * sizeof(float));
+            memcpy(s->v_store + off, s->v + (size_t)i * s->kv_dim, (size_t)s->kv_dim * sizeof(float));
+        }
+        AttnJob aj = {s, b, kv, l};
+        pool_for(s->pool, T * c->n_heads, attn_task, &aj);
+        quantize_input(s, s->xb, T, s->q_dim);
+        matmul(s, s->proj, s->xb, &L->wo, T);
+        op_add(s->x, s->proj, T * dim);
+
+        /* FFN: norm, gate and up, SwiGLU, down, residual */
+        for (int i = 0; i < T; i++)
+            op_rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->ffn_norm.data, dim, c->norm_eps);
+        quantize_input(s, s->xb, T, dim);
+        matmul(s, s->hb, s->xb, &L->w_gate, T);
+        matmul(s, s->hb2, s->xb, &L->w_up, T);
+        op_swiglu(s->hb, s->hb2, T * c->hidden_dim);
+        quantize_input(s, s->hb, T, c->hidden_dim);
+        matmul(s, s->proj, s->hb, &L->w_down, T);
+        op_add(s->x, s->proj, T * dim);
+        capture(s, b, l + 1);
+    }
+
+    /* final norm and LM head, for the entries that want logits */
+    int n_out = 0;
+    for (int i = 0; i < T; i++) {
+        if (!b->want_logits[i]) continue;
+        op_rmsnorm(s->xb + (size_t)n_out * dim, s->x + (size_t)i * dim, w->output_norm.data, dim, c->norm_eps);
+        n_out++;
+    }
+    if (n_out) {
+        quantize_input(s, s->xb, n_out, dim);
+        matmul(s, logits, s->xb, &w->output, n_out);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* creation */
+
+static void cpu_free(Backend *base) {
+    CpuBackend *s = (CpuBackend *)base;
+    if (!s) return;
+    pool_free(s->pool);
+    free(s->inv_freq);
+    free(s->k_store);
+    free(s->v_store);
+    free(s->x);
+    free(s->xb);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->hb);
+    free(s->hb2);
+    free(s->proj);
+    free(s->xq);
+    free(s->att);
+    free(s);
+}
+
+static int check_types(const Config *c, const Weights *w, char *err, size_t errlen) {
+    const Tensor *mats[] = {&w->token_embd, &w->output};
+    for (size_t i = 0; i < 2; i++)
+        if (!quant_cpu_supported(mats[i]->type))
+            return snprintf(err, errlen, "%s: weight type %s is not supported by the CPU backend",
+                            i ? "output.weight" : "token_embd.weight", quant_name(mats[i]->type)), -1;
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights *L = &w->layers[l];
+        const Tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+            if (!quant_cpu_supported(ts[i]->type))
+                return snprintf(err, errlen, "layer %d: weight type %s is not supported by the CPU backend", l,
+                                quant_name(ts[i]->type)), -1;
+            if (!is_float_type(ts[i]->type) && ts[i]->ne[0] % QK8A)
+                return snprintf(err, errlen, "layer %d: quantized row of %lld values: expected a multiple of %d", l,
+                                (long long)ts[i]->ne[0], QK8A), -1;
+        }
+    }
+    return 0;
+}
+
+static void *alloc_floats(size_t n, size_t *total) {
+    *total += n * sizeof(float);
+    return calloc(n ? n : 1, sizeof(float));
+}
+
+Backend *backend_cpu_create(const Config *c, const Weights *w, const BackendOptions *opt, char *err,
+                            size_t errlen) {
+    if (check_types(c, w, err, errlen)) return NULL;
+    if (opt->max_batch < 1 || opt->n_slots < 1 || opt->n_pages < 1 || opt->page_size < 1) {
+        snprintf(err, errlen, "backend options: max_batch, n_slots, n_pages and page_size must be >= 1");
+        return NULL;
+    }
+    CpuBackend *s = calloc(1, sizeof *s);
+    if (!s) return snprintf(err, errlen, "out of memory"), NULL;
+    s->base.kind = BACKEND_CPU;
+    s->base.config = c;
+    s->base.opt = *opt;
+    s->base.forward = cpu_forward;
+    s->base.free = cpu_free;
+    s->c = c;
+    s->w = w;
+    int n_threads = opt->n_threads > 0 ? opt->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n_threads < 1) n_threads = 1;
+    s->base.opt.n_threads = n_threads;
+    s->pool = pool_create(n_threads);
+    s->q_dim = c->n_heads * c->head_dim;
+    s->kv_dim = c->n_kv_heads * c->head_dim;
+    const size_t T = (size_t)opt->max_batch, widest = (size_t)(c->dim > s->q_dim ? c->dim : s->q_dim);
+    const size_t kv_n = (size_t)c->n_layers * opt->n_pages * opt->page_size * s->kv_dim;
+    size_t kv = 0, scratch = 0;
+    s->inv_freq = alloc_floats((size_t)c->rope_dim / 2, &scratch);
+    s->k_store = alloc_floats(kv_n, &kv);
+    s->v_store = alloc_floats(kv_n, &kv);
+    s->x = alloc_floats(T * c->dim, &scratch);
+    s->xb = alloc_floats(T * widest, &scratch);
+    s->q = alloc_floats(T * s->q_dim, &scratch);
+    s->k = alloc_floats(T * s->kv_dim, &scratch);
+    s->v = alloc_floats(T * s->kv_dim, &scratch);
+    s->hb = alloc_floats(T * c->hidden_dim, &scratch);
+    s->hb2 = alloc_floats(T * c->hidden_dim, &scratch);
+    s->proj = alloc_floats(T * c->dim, &scratch);
+    size_t widest_in = widest > (size_t)c->hidden_dim ? widest : (size_t)c->hidden_dim;
+    s->xq = calloc(T * (widest_in / QK8A + 1), sizeof *s->xq);
+    scratch += T * (widest_in / QK8A + 1) * sizeof *s->xq;
+    s->att = alloc_floats((size_t)n_threads * opt->n_pages * opt->page_size, &scratch);
+    if (!s->pool || !s->inv_freq || !s->k_store || !s->v_store || !s->x || !s->xb || !s->q || !s->k || !s->v ||
+        !s->hb || !s->hb2 || !s->proj || !s->xq || !s->att) {
+        snprintf(err, errlen, "out of memory: the CPU backend needs %zu bytes of KV store and %zu of scratch", kv,
+                 scratch);
+        cpu_free(&s->base);
+        return NULL;
+    }
+    op_rope_freqs(s->inv_freq, c->rope_dim, c->rope_theta);
+    s->base.kv_bytes = kv;
+    s->base.scratch_bytes = scratch;
+    uint64_t wb = w->token_embd.nbytes + w->output_norm.nbytes + (c->tied_embeddings ? 0 : w->output.nbytes);
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights *L = &w->layers[l];
+        wb += L->attn_norm.nbytes + L->wq.nbytes + L->wk.nbytes + L->wv.nbytes + L->bq.nbytes + L->bk.nbytes +
+              L->bv.nbytes + L->wo.nbytes + L->ffn_norm.nbytes + L->w_gate.nbytes + L->w_up.nbytes +
+              L->w_down.nbytes;
+    }
+    s->base.weight_bytes = wb;
+    return &s->base;
+}

@@ -1,0 +1,229 @@
+/*
+ * sampler: penalties, temperature and truncation over one row of logits, then a draw from xoshiro256**.
+ *
+ * Truncation without sorting the whole vocabulary: top-k by quickselect; top-p and min-p on the CAND_CAP
+ * best tokens, sorted; only when the answer may lie beyond those (a nearly flat distribution) is the whole
+ * row sorted. Without top-p and min-p the draw walks the surviving candidates in any order.
+ */
+#include "sampler.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CAND_CAP 1024
+
+typedef struct Cand {
+    int32_t id;
+    float logit;
+} Cand;
+
+struct Sampler {
+    SamplerParams p;
+    int vocab;
+    uint64_t rng[4];
+    Cand *cand;      /* (vocab,) scratch */
+    int32_t *count;  /* (vocab,) occurrences in the penalty window, scratch */
+};
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* parameters */
+
+SamplerParams sampler_defaults(void) {
+    return (SamplerParams){.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f,
+                           .repetition_penalty = 1.0f, .frequency_penalty = 0.0f, .presence_penalty = 0.0f,
+                           .penalty_last_n = 64, .seed = 0};
+}
+
+int sampler_validate(const SamplerParams *p, char *err, size_t errlen) {
+#define RANGE(field, ok, want)                                                                             \
+    if (!(ok)) return snprintf(err, errlen, #field ": expected " want ", found %g", (double)p->field), -1;
+    RANGE(temperature, p->temperature >= 0 && p->temperature <= 2, "0..2")
+    RANGE(top_k, p->top_k >= 0, ">= 0")
+    RANGE(top_p, p->top_p > 0 && p->top_p <= 1, "a value in (0, 1]")
+    RANGE(min_p, p->min_p >= 0 && p->min_p <= 1, "0..1")
+    RANGE(repetition_penalty, p->repetition_penalty > 0 && p->repetition_penalty <= 10, "a value in (0, 10]")
+    RANGE(frequency_penalty, p->frequency_penalty >= -2 && p->frequency_penalty <= 2, "-2..2")
+    RANGE(presence_penalty, p->presence_penalty >= -2 && p->presence_penalty <= 2, "-2..2")
+    RANGE(penalty_last_n, p->penalty_last_n >= -1, ">= -1")
+#undef RANGE
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* RNG: xoshiro256** seeded by splitmix64 (Blackman and Vigna) */
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t, s[3] = rotl(s[3], 45);
+    return r;
+}
+
+static double rng_uniform(uint64_t *s) { /* [0, 1) with 53 bits */
+    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
+
+Sampler *sampler_create(const SamplerParams *p, int vocab_size) {
+    Sampler *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->p = *p;
+    s->vocab = vocab_size;
+    s->cand = malloc((size_t)vocab_size * sizeof *s->cand);
+    s->count = calloc((size_t)vocab_size, sizeof *s->count);
+    if (!s->cand || !s->count) {
+        sampler_free(s);
+        return NULL;
+    }
+    sampler_reset(s, p);
+    return s;
+}
+
+void sampler_reset(Sampler *s, const SamplerParams *p) {
+    s->p = *p;
+    uint64_t x = p->seed;
+    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+}
+
+void sampler_free(Sampler *s) {
+    if (!s) return;
+    free(s->cand);
+    free(s->count);
+    free(s);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* steps */
+
+static void apply_penalties(Sampler *s, float *logits, const int32_t *hist, int n) {
+    const SamplerParams *p = &s->p;
+    if (p->repetition_penalty == 1.0f && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f) return;
+    int start = p->penalty_last_n < 0 || p->penalty_last_n > n ? 0 : n - p->penalty_last_n;
+    for (int i = start; i < n; i++)
+        if (hist[i] >= 0 && hist[i] < s->vocab) s->count[hist[i]]++;
+    for (int i = start; i < n; i++) {
+        int t = hist[i];
+        if (t < 0 || t >= s->vocab || s->count[t] == 0) continue; /* each token once */
+        float l = logits[t];
+        if (p->repetition_penalty != 1.0f) l = l > 0 ? l / p->repetition_penalty : l * p->repetition_penalty;
+        l -= (float)s->count[t] * p->frequency_penalty + p->presence_penalty;
+        logits[t] = l;
+        s->count[t] = 0;
+    }
+}
+
+static int cmp_cand(const void *a, const void *b) {
+    const Cand *x = a, *y = b;
+    return x->logit < y->logit ? 1 : x->logit > y->logit ? -1 : x->id - y->id;
+}
+
+/* Move the k largest of c[0..n) to the front (unordered), by quickselect. */
+static void select_top(Cand *c, int n, int k) {
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = c[lo + (hi - lo) / 2].logit;
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (c[i].logit > pivot) i++;
+            while (c[j].logit < pivot) j--;
+            if (i <= j) {
+                Cand t = c[i];
+                c[i++] = c[j];
+                c[j--] = t;
+            }
+        }
+        if (k - 1 <= j) hi = j;
+        else if (k - 1 >= i) lo = i;
+        else break;
+    }
+}
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+int sampler_sample(Sampler *s, float *logits, const int32_t *history, int n_history, float *logprob) {
+    const SamplerParams *p = &s->p;
+    const int V = s->vocab;
+    apply_penalties(s, logits, history, n_history);
+
+    float max = logits[argmax(logits, V)];
+    double z = 0; /* sum of exp(logit - max) at temperature 1, for the log-probability */
+    for (int i = 0; i < V; i++) z += exp((double)logits[i] - max);
+    int chosen;
+    if (p->temperature == 0.0f) {
+        chosen = argmax(logits, V);
+    } else {
+        /* candidates at the chosen temperature; c[0..n) is what survives truncation */
+        Cand *c = s->cand;
+        for (int i = 0; i < V; i++) c[i] = (Cand){i, logits[i] / p->temperature};
+        float cmax = max / p->temperature;
+        int n = V;
+        if (p->top_k > 0 && p->top_k < V) {
+            select_top(c, V, p->top_k);
+            n = p->top_k;
+        }
+        if (p->top_p < 1.0f || p->min_p > 0.0f) {
+            double zn = 0; /* normaliser of what top-k left */
+            for (int i = 0; i < n; i++) zn += exp((double)c[i].logit - cmax);
+            /* sort only the CAND_CAP best, unless the answer may lie beyond them */
+            int m = n > CAND_CAP ? CAND_CAP : n;
+            if (m < n) select_top(c, n, m);
+            qsort(c, (size_t)m, sizeof *c, cmp_cand);
+            if (m < n) {
+                double mass = 0;
+                for (int i = 0; i < m; i++) mass += exp((double)c[i].logit - cmax) / zn;
+                int more = (p->top_p < 1.0f && mass < p->top_p) ||
+                           (p->min_p > 0.0f && c[m - 1].logit >= c[0].logit + logf(p->min_p));
+                if (more) qsort(c, (size_t)n, sizeof *c, cmp_cand), m = n;
+            }
+            n = m;
+            /* top-p: the smallest prefix whose probability reaches top_p */
+            if (p->top_p < 1.0f) {
+                double cum = 0;
+                for (int i = 0; i < n; i++) {
+                    cum += exp((double)c[i].logit - cmax) / zn;
+                    if (cum >= p->top_p) {
+                        n = i + 1;
+                        break;
+                    }
+                }
+            }
+            /* min-p: drop tokens less likely than min_p times the most likely */
+            if (p->min_p > 0.0f) {
+                double floor_logit = (double)c[0].logit + log(p->min_p);
+                int keep = 1;
+                while (keep < n && c[keep].logit >= floor_logit) keep++;
+                n = keep;
+            }
+        }
+        /* draw from what is left, renormalised */
+        double total = 0;
+        for (int i = 0; i < n; i++) total += exp((double)c[i].logit - cmax);
+        double u = rng_uniform(s->rng) * total, acc = 0;
+        chosen = c[n - 1].id;
+        for (int i = 0; i < n; i++) {
+            acc += exp((double)c[i].logit - cmax);
+            if (u < acc) {
+                chosen = c[i].id;
+                break;
+            }
+        }
+    }
+    if (logprob) *logprob = (float)((double)logits[chosen] - max - log(z));
+    return chosen;
+}
