@@ -5,6 +5,7 @@
 #   make test         set up everything and run the C unit tests, then the Python tests
 #   make test SAN=1   the same, built with AddressSanitizer + UBSan (into build/san, CPU backend only)
 #   make fuzz         build the libFuzzer targets and run each for FUZZ_TIME seconds
+#   make bench        benchmarks: quant kernels (GB/s) and orcd bench on the default model (tok/s)
 #   make deps         install missing Debian packages and Python test tools
 #   make model        fetch, reassemble and verify the default models into models/
 #   make format       clang-format every C/CUDA source
@@ -31,7 +32,7 @@ endif
 
 CFLAGS  := -std=c11 $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -MMD -MP $(SANFLAGS)
 LDFLAGS := $(SANFLAGS)
-LDLIBS  := -lpcre2-8 -lm -lpthread
+LDLIBS  := -lm -lpthread
 
 SRC     := $(sort $(filter-out src/main.c,$(shell find src -name '*.c')))
 CU_SRC  := $(sort $(shell find src -name '*.cu'))
@@ -51,7 +52,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 DEFAULT_MODEL := models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 
-.PHONY: all run test unit pytest fuzz deps model format clean
+.PHONY: all run test unit pytest fuzz bench deps model format clean
 
 all: $(BUILD)/orcd
 
@@ -82,23 +83,38 @@ model: deps
 # ---- running ----
 
 run: deps model all
-	$(BUILD)/orcd info $(DEFAULT_MODEL)
+	$(BUILD)/orcd generate -m $(DEFAULT_MODEL) --chat -p "Write a haiku about running a language model on a CPU."
 
 # ---- tests ----
 
 $(BUILD)/gguf_corpus/manifest.tsv: tests/gguf/make_corpus.py
 	$(PYTHON) tests/gguf/make_corpus.py $(BUILD)/gguf_corpus
 
-unit: $(BUILD)/unit_tests $(BUILD)/gguf_corpus/manifest.tsv
-	ORCD_CORPUS=$(BUILD)/gguf_corpus ORCD_MODELS=models $(BUILD)/unit_tests
+$(BUILD)/quant_cases/quant_cases.gguf: tests/quant/make_quant_cases.py
+	$(PYTHON) tests/quant/make_quant_cases.py $(BUILD)/quant_cases
 
-pytest: $(BUILD)/orcd $(BUILD)/gguf_corpus/manifest.tsv
-	ORCD_BIN=$(BUILD)/orcd ORCD_CORPUS=$(BUILD)/gguf_corpus ORCD_MODELS=models \
-	  $(PYTHON) -m pytest -q -rs tests/python
+TEST_ENV := ORCD_CORPUS=$(BUILD)/gguf_corpus ORCD_MODELS=models ORCD_SAN=$(SAN) \
+	ORCD_QUANT_CASES=$(BUILD)/quant_cases/quant_cases.gguf
+
+unit: $(BUILD)/unit_tests $(BUILD)/gguf_corpus/manifest.tsv $(BUILD)/quant_cases/quant_cases.gguf
+	$(TEST_ENV) $(BUILD)/unit_tests
+
+pytest: $(BUILD)/orcd $(BUILD)/gguf_corpus/manifest.tsv $(BUILD)/quant_cases/quant_cases.gguf
+	$(TEST_ENV) ORCD_BIN=$(BUILD)/orcd $(PYTHON) -m pytest -q -rs tests/python
 
 test: deps model
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory pytest
+
+# ---- benchmarks (programs that print figures; never assertions) ----
+
+$(BUILD)/quant_dot: bench/quant_dot.c src/quant.c $(wildcard src/quant/*.c)
+	$(CC) -std=c11 -O2 -o $@ $^ -lm -lpthread
+
+bench: deps model all $(BUILD)/quant_dot
+	$(BUILD)/quant_dot
+	$(BUILD)/orcd bench -m $(DEFAULT_MODEL) -p 512 -n 128 -r 3
+	$(BUILD)/orcd bench -m models/smollm2-135m-instruct-q4_1.gguf -p 512 -n 128 -r 3
 
 # ---- fuzzing (clang's libFuzzer, with ASan + UBSan) ----
 
@@ -108,7 +124,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuz
 # Each tests/fuzz/fuzz_NAME.c is one target, linked with every host C source but main.
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $^ -lpcre2-8 -lm -lpthread
+	clang $(FUZZ_CFLAGS) -o $@ $^ -lm -lpthread
 
 fuzz: deps $(FUZZ_TARGETS) $(BUILD)/gguf_corpus/manifest.tsv
 	@for t in $(FUZZ_TARGETS); do \

@@ -4,11 +4,14 @@
  * rows must be multiples of 256, on ffn_down's 896 rows of 4864: the same bytes), next to the machine's
  * single-thread memory read bandwidth.
  *
- *   cc -std=c11 -O2 -o build/quant_dot bench/quant_dot.c src/quant.c $(ls src/quant/*.c) -lm  && build/quant_dot
+ *   cc -std=c11 -O2 -o build/quant_dot bench/quant_dot.c src/quant.c $(find src/quant -name '*.c') -lm -lpthread
+ *   build/quant_dot [seconds] [TYPE...]
  *
- * Two numbers per type: "cached" runs the same matrix again and again (it fits in L2/L3: the kernels'
- * compute speed), "DRAM" walks a 512 MB ring of copies of it (every byte comes from memory, as in a
- * decode step over a whole model). Optional argument: seconds per measurement (default 0.3).
+ * Three numbers per type: "L2" runs the first rows of the matrix (about 256 KB) again and again: the
+ * kernel's compute speed; "L3" the whole matrix again and again (it fits in L3, unless the machine's other
+ * work evicts it); "DRAM" walks a 512 MB ring of copies of it (every byte comes from memory, as in a
+ * decode step over a whole model). Times are the thread's CPU time (the machine may be shared).
+ * Arguments (optional): seconds per measurement (default 0.3), then type names to run only those.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "../src/quant.h"
@@ -27,7 +30,7 @@
 
 static double now(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -93,9 +96,9 @@ typedef struct Case {
 
 /* in order of importance for the default models */
 static const Case CASES[] = {
-    {QT_Q5_0, {0, -1}},  {QT_Q8_0, {0, -1}},  {QT_Q4_K, {0, 2}}, {QT_Q6_K, {208, -1}},
-    {QT_Q4_1, {0, 2}},   {QT_F16, {-1, -1}},  {QT_Q4_0, {0, -1}}, {QT_Q5_K, {0, 2}},
-    {QT_BF16, {-1, -1}}, {QT_F32, {-1, -1}},  {QT_Q5_1, {0, 2}},
+    {QT_Q5_0, {0, -1}},  {QT_Q8_0, {0, -1}}, {QT_Q4_K, {0, 2}},  {QT_Q6_K, {208, -1}},
+    {QT_Q4_1, {0, 2}},   {QT_F16, {-1, -1}}, {QT_Q4_0, {0, -1}}, {QT_Q5_K, {0, 2}},
+    {QT_BF16, {-1, -1}}, {QT_F32, {-1, -1}}, {QT_Q5_1, {0, 2}},
 };
 
 /* Fill a rows x n matrix of `c`'s type with random codes and sane fp16 scales. */
@@ -107,7 +110,13 @@ static void fill_matrix(const Case *c, uint8_t *w, int64_t rows, int64_t n) {
     } else if (c->type == QT_F16) {
         for (size_t i = 0; i < bytes / 2; i++) ((uint16_t *)w)[i] = quant_f32_to_f16(next_f());
     } else if (c->type == QT_BF16) {
-        for (size_t i = 0; i < bytes / 2; i++) ((uint16_t *)w)[i] = (uint16_t)(quant_f32_to_f16(next_f()) ^ 0x3800);
+        for (size_t i = 0; i < bytes / 2;
+             i++) { /* the top half of an fp32 (no subnormals: Intel CPUs slow down) */
+            const float f = next_f();
+            uint32_t u;
+            memcpy(&u, &f, 4);
+            ((uint16_t *)w)[i] = (uint16_t)(u >> 16);
+        }
     } else {
         for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)next_u64();
         for (size_t b = 0; b < bytes / t->block_bytes; b++)
@@ -120,8 +129,8 @@ static void fill_matrix(const Case *c, uint8_t *w, int64_t rows, int64_t n) {
 }
 
 /* Seconds per matrix-vector product over `copies` matrices of mat_bytes laid end to end in w. */
-static double time_matvec(uint32_t type, const uint8_t *w, size_t mat_bytes, int copies, int64_t rows, int64_t n,
-                          const float *x, const BlockQ8A *xq, float *y, double seconds) {
+static double time_matvec(uint32_t type, const uint8_t *w, size_t mat_bytes, int copies, int64_t rows,
+                          int64_t n, const float *x, const BlockQ8A *xq, float *y, double seconds) {
     const size_t rb = mat_bytes / (size_t)rows;
     int64_t done = 0;
     const double t0 = now();
@@ -151,10 +160,15 @@ int main(int argc, char **argv) {
 
     printf("quant_vec_dot, 1 thread, path %s; memory read bandwidth (1 thread, 512 MB): %.1f GB/s\n",
            quant_cpu_path(), bw);
-    printf("%-5s %11s %9s %9s %9s %9s %10s\n", "type", "matrix", "MB", "cached", "DRAM", "portable", "us/matvec");
-    printf("%-5s %11s %9s %9s %9s %9s %10s\n", "", "rows x n", "", "GB/s", "GB/s", "GB/s", "(DRAM)");
+    printf("%-5s %11s %7s %8s %8s %8s %9s %8s %10s\n", "type", "matrix", "MB", "L2", "L3", "DRAM", "portable",
+           "L2", "us/matvec");
+    printf("%-5s %11s %7s %8s %8s %8s %9s %8s %10s\n", "", "rows x n", "", "GB/s", "GB/s", "GB/s", "L2 GB/s",
+           "ns/row", "(DRAM)");
     for (size_t k = 0; k < sizeof CASES / sizeof CASES[0]; k++) {
         const Case *c = &CASES[k];
+        int wanted = argc <= 2;
+        for (int a = 2; a < argc; a++) wanted |= !strcmp(argv[a], quant_name(c->type));
+        if (!wanted) continue;
         const QuantTraits *t = quant_traits(c->type);
         const int64_t rows = t->block_elems == 256 ? 896 : 4864, n = t->block_elems == 256 ? 4864 : 896;
         const size_t mat_bytes = (size_t)(rows * n / t->block_elems) * t->block_bytes;
@@ -163,14 +177,20 @@ int main(int argc, char **argv) {
         for (int m = 1; m < copies; m++) memcpy(ring + (size_t)m * mat_bytes, ring, mat_bytes);
         quant_q8a_quantize(x, xq, n);
 
-        const double hot = time_matvec(c->type, ring, mat_bytes, 1, rows, n, x, xq, y, seconds);
-        const double cold = time_matvec(c->type, ring, mat_bytes, copies, rows, n, x, xq, y, seconds);
+        const size_t rb = mat_bytes / (size_t)rows;
+        const int64_t l2_rows = (int64_t)((256 << 10) / rb);
+        const double l2 = time_matvec(c->type, ring, rb * (size_t)l2_rows, 1, l2_rows, n, x, xq, y, seconds);
+        const double l3 = time_matvec(c->type, ring, mat_bytes, 1, rows, n, x, xq, y, seconds);
+        const double dram = time_matvec(c->type, ring, mat_bytes, copies, rows, n, x, xq, y, seconds);
         quant_cpu_force_portable(1);
-        const double port = time_matvec(c->type, ring, mat_bytes, 1, rows, n, x, xq, y, seconds / 3);
+        const double port =
+            time_matvec(c->type, ring, rb * (size_t)l2_rows, 1, l2_rows, n, x, xq, y, seconds / 3);
         quant_cpu_force_portable(0);
-        printf("%-5s %5lld x %-4lld %9.2f %9.1f %9.1f %9.1f %10.0f\n", quant_name(c->type), (long long)rows,
-               (long long)n, (double)mat_bytes / 1e6, (double)mat_bytes / hot / 1e9, (double)mat_bytes / cold / 1e9,
-               (double)mat_bytes / port / 1e9, cold * 1e6);
+        const double l2_bytes = (double)rb * (double)l2_rows;
+        printf("%-5s %5lld x %-4lld %7.2f %8.1f %8.1f %8.1f %9.1f %8.0f %10.0f\n", quant_name(c->type),
+               (long long)rows, (long long)n, (double)mat_bytes / 1e6, l2_bytes / l2 / 1e9,
+               (double)mat_bytes / l3 / 1e9, (double)mat_bytes / dram / 1e9, l2_bytes / port / 1e9,
+               l2 / (double)l2_rows * 1e9, dram * 1e6);
     }
 
     /* the activation's quantization, once per matvec */

@@ -29,10 +29,14 @@ ChatFamily chat_family(const char *tmpl, size_t len) {
 
 const char *chat_family_name(ChatFamily f) {
     switch (f) {
-    case CHAT_NONE: return "none";
-    case CHAT_CHATML: return "chatml";
-    case CHAT_LLAMA3: return "llama3";
-    default: return "unknown";
+    case CHAT_NONE:
+        return "none";
+    case CHAT_CHATML:
+        return "chatml";
+    case CHAT_LLAMA3:
+        return "llama3";
+    default:
+        return "unknown";
     }
 }
 
@@ -84,19 +88,25 @@ static void buf_str(Buf *b, const char *s) {
 /* the template's string literals */
 
 static int hexval(char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static void put_cp(Buf *b, uint32_t c) {
     char u[4];
     size_t n;
-    if (c < 0x80) u[0] = (char)c, n = 1;
-    else if (c < 0x800) u[0] = (char)(0xC0 | c >> 6), u[1] = (char)(0x80 | (c & 0x3F)), n = 2;
+    if (c < 0x80)
+        u[0] = (char)c, n = 1;
+    else if (c < 0x800)
+        u[0] = (char)(0xC0 | c >> 6), u[1] = (char)(0x80 | (c & 0x3F)), n = 2;
     else if (c < 0x10000)
-        u[0] = (char)(0xE0 | c >> 12), u[1] = (char)(0x80 | (c >> 6 & 0x3F)), u[2] = (char)(0x80 | (c & 0x3F)), n = 3;
+        u[0] = (char)(0xE0 | c >> 12), u[1] = (char)(0x80 | (c >> 6 & 0x3F)),
+        u[2] = (char)(0x80 | (c & 0x3F)), n = 3;
     else
-        u[0] = (char)(0xF0 | c >> 18), u[1] = (char)(0x80 | (c >> 12 & 0x3F)), u[2] = (char)(0x80 | (c >> 6 & 0x3F)),
-        u[3] = (char)(0x80 | (c & 0x3F)), n = 4;
+        u[0] = (char)(0xF0 | c >> 18), u[1] = (char)(0x80 | (c >> 12 & 0x3F)),
+        u[2] = (char)(0x80 | (c >> 6 & 0x3F)), u[3] = (char)(0x80 | (c & 0x3F)), n = 4;
     buf_put(b, u, n);
 }
 
@@ -145,7 +155,8 @@ static void literal_decode(Buf *b, const char *s, size_t n) {
 
 /* Calls fn on each decoded string literal inside the template's {{ }} and {% %} blocks, in order, until
  * fn returns nonzero. */
-static int literals_each(const char *t, size_t n, int (*fn)(void *ctx, const char *s, size_t len), void *ctx) {
+static int literals_each(const char *t, size_t n, int (*fn)(void *ctx, const char *s, size_t len),
+                         void *ctx) {
     size_t i = 0;
     while (i + 1 < n) {
         if (t[i] != '{' || (t[i + 1] != '{' && t[i + 1] != '%' && t[i + 1] != '#')) {
@@ -209,10 +220,13 @@ static int find_default(void *ctx, const char *s, size_t len) {
 int chat_template_init(ChatTemplate *t, const char *tmpl, size_t len, const char *bos) {
     memset(t, 0, sizeof *t);
     t->family = chat_family(tmpl, len);
-    if (t->family == CHAT_NONE) log_warn("chat: the model has no chat template: rendering prompts as ChatML");
+    if (t->family == CHAT_NONE)
+        log_warn("chat: the model has no chat template: rendering prompts as ChatML");
     else if (t->family == CHAT_UNKNOWN)
-        log_warn("chat: chat template not recognised (%zu bytes, neither ChatML nor Llama 3): rendering prompts as "
-                 "ChatML without a default system prompt", len);
+        log_warn("chat: chat template not recognised (%zu bytes, neither ChatML nor Llama 3): rendering "
+                 "prompts as "
+                 "ChatML without a default system prompt",
+                 len);
     FindDefault fd = {NULL, NULL, NULL};
     if (t->family == CHAT_CHATML) fd.prefix = "<|im_start|>system\n", fd.suffix = "<|im_end|>";
     if (t->family == CHAT_LLAMA3)
@@ -265,7 +279,8 @@ void chat_template_free(ChatTemplate *t) {
 /* Python's str.isspace() for one code point. */
 static int py_space(uint32_t c) {
     return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+           c == 0x3000;
 }
 
 /* The code point at s[i] and its length, or 0xFFFFFFFF (length 1) for malformed UTF-8. */
@@ -301,8 +316,8 @@ static void put_content(Buf *b, const ChatTemplate *t, const ChatMessage *m) {
     buf_put(b, m->content + lo, hi - lo);
 }
 
-int chat_render(const ChatTemplate *t, const ChatMessage *msgs, size_t n, bool add_generation_prompt, char **out,
-                size_t *out_len) {
+int chat_render(const ChatTemplate *t, const ChatMessage *msgs, size_t n, bool add_generation_prompt,
+                char **out, size_t *out_len) {
     Buf b = {0};
     buf_put(&b, "", 0);
     bool llama3 = t->family == CHAT_LLAMA3;

@@ -72,7 +72,7 @@ void chat_template_free(ChatTemplate *t);
 /* Render n messages; with add_generation_prompt the assistant's turn is opened at the end. *out is a
  * NUL-terminated malloc'd string of *out_len bytes (contents may hold NUL bytes) that the caller frees.
  * Returns 0, or -1 when out of memory. */
-int chat_render(const ChatTemplate *t, const ChatMessage *msgs, size_t n, bool add_generation_prompt, char **out,
-                size_t *out_len);
+int chat_render(const ChatTemplate *t, const ChatMessage *msgs, size_t n, bool add_generation_prompt,
+                char **out, size_t *out_len);
 
 #endif

@@ -144,7 +144,7 @@ Engine *engine_create(Model *m, const Tokenizer *tok, const EngineOptions *opt, 
 
     BackendOptions bo = {.n_threads = o.n_threads, .max_batch = o.max_batch, .n_slots = o.n_slots,
                          .n_pages = e->n_pages, .page_size = o.page_size, .gpu_device = o.gpu_device,
-                         .force_cpu = o.force_cpu};
+                         .force_cpu = o.force_cpu || o.exact, .exact = o.exact};
     e->backend = backend_create(c, &m->weights, &bo, err, errlen);
     if (!e->backend) goto fail;
 

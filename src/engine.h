@@ -35,6 +35,7 @@ typedef struct EngineOptions {
     int n_threads;  /* CPU threads; 0 = all cores */
     int gpu_device;
     int force_cpu;
+    int exact;      /* the CPU backend's reference mode (BackendOptions.exact) */
 } EngineOptions;
 
 EngineOptions engine_defaults(void);

@@ -21,6 +21,7 @@ typedef struct Command {
 static const Command COMMANDS[] = {
     {"info", cmd_info, "info MODEL.gguf [--meta]   architecture, hyperparameters, tokenizer, tensors"},
     {"generate", cmd_generate, "generate -m MODEL -p PROMPT [--chat] [-n N] ...   stream a continuation"},
+    {"chat", cmd_chat, "chat -m MODEL [--system TEXT]   an interactive conversation"},
     {"bench", cmd_bench, "bench -m MODEL [-p 512] [-n 128] [--streams 1,16]   prefill and decode tok/s"},
     {"logits", cmd_logits, "logits -m MODEL --ids IDS   one forward pass: top-k logits (for reference checks)"},
     {"tokenize", cmd_tokenize, "tokenize -m MODEL [--ids|--pieces|--split] [--special] [--batch0] TEXT|-"},

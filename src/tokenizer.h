@@ -61,12 +61,14 @@ typedef enum TokenType {
 
 /* encode flags */
 #define TOKENIZE_PARSE_SPECIAL 1u /* match control and user-defined token texts as single tokens */
-#define TOKENIZE_ADD_BOS 2u       /* prepend BOS if the model asks (add_bos_token) and the text does not
-                                     already start with it (with TOKENIZE_PARSE_SPECIAL) */
-#define TOKENIZE_NO_NORMALIZE 4u  /* skip the model's normalization: ids follow the bytes exactly */
+#define TOKENIZE_ADD_BOS                                                                                     \
+    2u                           /* prepend BOS if the model asks (add_bos_token) and the text does not      \
+                                    already start with it (with TOKENIZE_PARSE_SPECIAL) */
+#define TOKENIZE_NO_NORMALIZE 4u /* skip the model's normalization: ids follow the bytes exactly */
 
 /* decode flags */
-#define TOKENIZER_DECODE_SPECIAL 1u /* write control (and unknown) tokens' text; by default they decode to "" */
+#define TOKENIZER_DECODE_SPECIAL                                                                             \
+    1u /* write control (and unknown) tokens' text; by default they decode to "" */
 
 /* Build the tokenizer from f's metadata. It copies what it needs: f may be closed afterwards. On failure
  * returns TOKENIZER_EFORMAT or TOKENIZER_ENOMEM, writes a message (what was expected, what was found) to
@@ -86,12 +88,13 @@ int64_t tokenizer_encode(const Tokenizer *t, const char *text, size_t len, unsig
 /* Concatenate the bytes of n tokens (no replacement of invalid UTF-8: the exact bytes). Writes at most
  * cap bytes to out (no terminator) and returns the total needed, or TOKENIZER_EINVAL if an id is out of
  * range. */
-int64_t tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char *out, size_t cap);
+int64_t tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char *out,
+                         size_t cap);
 
 int32_t tokenizer_n_vocab(const Tokenizer *t);
-int32_t tokenizer_bos(const Tokenizer *t); /* -1 when the model has none */
-int32_t tokenizer_eos(const Tokenizer *t); /* -1 when the model has none */
-bool tokenizer_add_bos(const Tokenizer *t); /* the model's add_bos_token (false when absent) */
+int32_t tokenizer_bos(const Tokenizer *t);          /* -1 when the model has none */
+int32_t tokenizer_eos(const Tokenizer *t);          /* -1 when the model has none */
+bool tokenizer_add_bos(const Tokenizer *t);         /* the model's add_bos_token (false when absent) */
 const char *tokenizer_pre_name(const Tokenizer *t); /* "qwen2", "llama-bpe", ... */
 
 /* End of generation: eos, eot, eom and every control/user-defined token whose text ends a turn or a
@@ -131,11 +134,11 @@ int tokenizer_split(const Tokenizer *t, const char *text, size_t len, unsigned f
  * nothing. */
 typedef struct TokenDecoder {
     const Tokenizer *tok;
-    unsigned flags;   /* TOKENIZER_DECODE_* */
-    uint8_t pend[4];  /* an incomplete UTF-8 sequence held back */
-    uint32_t n_pend;  /* bytes in pend */
-    uint32_t need;    /* bytes the sequence in pend will have */
-    char *buf;        /* (cap,) output of the last call */
+    unsigned flags;  /* TOKENIZER_DECODE_* */
+    uint8_t pend[4]; /* an incomplete UTF-8 sequence held back */
+    uint32_t n_pend; /* bytes in pend */
+    uint32_t need;   /* bytes the sequence in pend will have */
+    char *buf;       /* (cap,) output of the last call */
     size_t cap;
 } TokenDecoder;
 

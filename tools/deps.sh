@@ -4,9 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: C compiler, make, clang (libFuzzer, sanitizers), PCRE2 headers (tokenizer pre-split). Run time:
-# libpcre2-8-0 (comes with libpcre2-dev).
-DEB_PKGS=(gcc make clang libclang-rt-14-dev libpcre2-dev)
+# Build: C compiler, make, clang with its runtime (libFuzzer, sanitizers). Run time: libc only.
+DEB_PKGS=(gcc make clang libclang-rt-14-dev)
 
 missing=()
 for p in "${DEB_PKGS[@]}"; do

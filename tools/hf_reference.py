@@ -144,6 +144,8 @@ class GGUFModel:
         a = dequantize(t.data, t.tensor_type)
         shape = tuple(int(x) for x in reversed(t.shape.tolist()))
         a = np.ascontiguousarray(a, dtype=np.float32).reshape(shape)
+        if not a.flags.writeable:  # F32 tensors are views of the read-only file mapping
+            a = a.copy()
         return a
 
     def sha256(self) -> str:
@@ -449,14 +451,15 @@ def rope_gguf(x: np.ndarray, pos: np.ndarray, theta: float, neox: bool) -> np.nd
 def numpy_forward(g: GGUFModel, ids, dtype=np.float64, weights: dict | None = None):
     """Full-sequence forward from the raw GGUF tensors. Returns (logits (T, V), hidden (n_layers+2, T, dim)):
     hidden[0] the embeddings, hidden[1+l] the residual stream after layer l, hidden[-1] after output_norm.
-    weights: optional cache of GGUF-name -> float32 array."""
+    weights: optional dict used as a cache of GGUF name -> float32 array (without it, each tensor is
+    dequantized when used and dropped, which keeps memory to about one float64 matrix)."""
     hp = g.hp
-    W = weights if weights is not None else {}
-
     def w(name):
-        if name not in W:
-            W[name] = g.tensor(name)
-        return W[name].astype(dtype, copy=False)
+        if weights is None:
+            return g.tensor(name).astype(dtype, copy=False)
+        if name not in weights:
+            weights[name] = g.tensor(name)
+        return weights[name].astype(dtype, copy=False)
 
     def rmsnorm(x, name):
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + hp.norm_eps) * w(name)
@@ -617,11 +620,11 @@ def run_prompt(torch, model, hp: HParams, ids: list[int], args, hidden: bool):
     gc = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=args.new_tokens,
                           min_new_tokens=args.new_tokens, eos_token_id=None,
                           pad_token_id=hp.pad_id if hp.pad_id is not None else 0,
-                          temperature=None, top_p=None, top_k=None)
+                          temperature=None, top_p=None, top_k=None, use_cache=True,
+                          return_dict_in_generate=True, output_logits=True)
     model.generation_config.eos_token_id = None
     with torch.no_grad():
-        g = model.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=gc,
-                           return_dict_in_generate=True, output_logits=True, use_cache=True)
+        g = model.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=gc)
     gen = g.sequences[0, T:].cpu().numpy().astype(np.int32)
     if len(gen) != args.new_tokens:
         raise SystemExit(f"generate returned {len(gen)} tokens, expected {args.new_tokens}")
@@ -669,8 +672,9 @@ def parse_args(argv):
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--last-positions", type=int, default=0,
                    help="top-k logits at the last N prompt positions only (0: every position)")
-    p.add_argument("--hidden-states-prompt", default="english",
-                   help="prompt whose per-layer hidden states are saved ('' for none)")
+    p.add_argument("--hidden-states-prompt", default=None,
+                   help="prompt whose per-layer hidden states are saved (default: 'english' if the file "
+                        "has it, else the first prompt; '' for none)")
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--numpy-check", action=argparse.BooleanOptionalAction, default=True,
                    help="compare the hidden-states prompt with a float64 numpy forward in GGUF conventions")
@@ -712,6 +716,8 @@ def main(argv=None) -> int:
     names = [p["name"] for p in prompts]
     if len(set(names)) != len(names) or not all(n.replace("_", "").replace("-", "").isalnum() for n in names):
         raise SystemExit("prompt names must be unique and made of letters, digits, '_' and '-'")
+    if args.hidden_states_prompt is None:
+        args.hidden_states_prompt = "english" if "english" in names else names[0]
     if args.hidden_states_prompt and args.hidden_states_prompt not in names:
         raise SystemExit(f"--hidden-states-prompt {args.hidden_states_prompt!r} not in {names}")
 

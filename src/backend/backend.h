@@ -52,6 +52,8 @@ typedef struct BackendOptions {
     int page_size;   /* tokens per page */
     int gpu_device;  /* CUDA device index */
     int force_cpu;
+    int exact;       /* reference mode: fp32 activations against dequantized weights (no 8-bit activation
+                        quantization); slower, for comparisons with a reference implementation */
 } BackendOptions;
 
 typedef struct Backend Backend;

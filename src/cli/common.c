@@ -24,7 +24,8 @@ const char CLI_OPTIONS_HELP[] =
     "  --seed S               random seed (default: from the clock)\n"
     "  --threads N            CPU threads (default: all cores)\n"
     "  --ctx N                tokens per sequence (default 4096)\n"
-    "  --cpu                  use the CPU even when a GPU is present\n";
+    "  --cpu                  use the CPU even when a GPU is present\n"
+    "  --exact                CPU reference mode: fp32 activations (slow; for comparisons)\n";
 
 int cli_open(CliModel *cm, const char *path, const EngineOptions *eo) {
     memset(cm, 0, sizeof *cm);
@@ -76,8 +77,9 @@ int cli_parse_option(int argc, char **argv, int *i, SamplerParams *sp, bool *see
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     long long x;
     int rc = 1;
-    if (!strcmp(a, "--cpu")) {
+    if (!strcmp(a, "--cpu") || !strcmp(a, "--exact")) {
         eo->force_cpu = 1;
+        eo->exact |= !strcmp(a, "--exact");
         return 1;
     }
     if (!strcmp(a, "--temp")) rc = parse_float(a, v, &sp->temperature);
@@ -124,6 +126,32 @@ int cli_encode(CliModel *cm, const char *text, size_t len, bool chat, const char
     }
     *n = (int)tokenizer_encode(cm->tok, text, rlen, flags, *ids, (size_t)need);
     free(rendered);
+    return 0;
+}
+
+int cli_parse_ids(const char *s, int32_t **out, int *n) {
+    int cap = 64;
+    *out = malloc((size_t)cap * sizeof **out);
+    *n = 0;
+    while (*out && *s) {
+        while (*s == ' ' || *s == ',' || *s == '\n' || *s == '\t') s++;
+        if (!*s) break;
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (end == s || errno || v < 0 || v > INT32_MAX) {
+            log_error("--ids: expected token ids separated by spaces, found \"%.20s\"", s);
+            return -1;
+        }
+        if (*n == cap) {
+            int32_t *p = realloc(*out, (size_t)(cap *= 2) * sizeof **out);
+            if (!p) return log_error("--ids: out of memory"), -1;
+            *out = p;
+        }
+        (*out)[(*n)++] = (int32_t)v;
+        s = end;
+    }
+    if (!*out || *n == 0) return log_error("--ids: expected at least one token id"), -1;
     return 0;
 }
 

@@ -18,21 +18,21 @@
 #define MAX_STOP 16
 
 typedef struct Run {
-    int done;
+    int done, print_ids;
     EngineDone result;
     char error[512];
 } Run;
 
 static int on_token(void *user, const EngineToken *t) {
-    (void)user;
-    fwrite(t->text, 1, t->len, stdout);
+    if (((Run *)user)->print_ids) printf("%s%d", t->index ? " " : "", t->id);
+    else fwrite(t->text, 1, t->len, stdout);
     fflush(stdout);
     return 0;
 }
 
 static void on_done(void *user, const EngineDone *d) {
     Run *r = user;
-    fwrite(d->tail, 1, d->tail_len, stdout);
+    if (!r->print_ids) fwrite(d->tail, 1, d->tail_len, stdout);
     fflush(stdout);
     r->result = *d;
     if (d->error) snprintf(r->error, sizeof r->error, "%s", d->error);
@@ -41,9 +41,11 @@ static void on_done(void *user, const EngineDone *d) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: orcd generate -m MODEL (-p PROMPT | -f FILE) [options]\n"
+            "usage: orcd generate -m MODEL (-p PROMPT | -f FILE | --ids IDS) [options]\n"
             "  -p PROMPT              the prompt (\"-\" reads stdin)\n"
             "  -f FILE                the prompt from a file\n"
+            "  --ids \"ID ID ...\"      the prompt as token ids (no template)\n"
+            "  --print-ids            print the generated token ids instead of text\n"
             "  --chat                 wrap the prompt as a user message in the model's chat template\n"
             "  --system TEXT          a system message (with --chat)\n"
             "  -n N                   tokens to generate at most (default 256)\n"
@@ -54,9 +56,9 @@ static void usage(void) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *path = NULL, *prompt = NULL, *file = NULL, *system = NULL, *stop[MAX_STOP];
+    const char *path = NULL, *prompt = NULL, *file = NULL, *ids_arg = NULL, *system = NULL, *stop[MAX_STOP];
     int n_stop = 0, max_tokens = 256;
-    bool chat = false, seed_set = false, ignore_eos = false;
+    bool chat = false, seed_set = false, ignore_eos = false, print_ids = false;
     SamplerParams sp = sampler_defaults();
     sp.temperature = 0.8f, sp.top_k = 40, sp.top_p = 0.95f, sp.min_p = 0.05f;
     EngineOptions eo = engine_defaults();
@@ -69,6 +71,8 @@ int cmd_generate(int argc, char **argv) {
         if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) path = v, i++;
         else if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && v) prompt = v, i++;
         else if (!strcmp(a, "-f") && v) file = v, i++;
+        else if (!strcmp(a, "--ids") && v) ids_arg = v, i++;
+        else if (!strcmp(a, "--print-ids")) print_ids = true;
         else if (!strcmp(a, "--system") && v) system = v, i++;
         else if (!strcmp(a, "--chat")) chat = true;
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
@@ -86,8 +90,8 @@ int cmd_generate(int argc, char **argv) {
             return 1;
         }
     }
-    if (!path || (!prompt == !file)) {
-        log_error("generate: expected -m MODEL and one of -p PROMPT or -f FILE");
+    if (!path || (!!prompt + !!file + !!ids_arg) != 1) {
+        log_error("generate: expected -m MODEL and one of -p PROMPT, -f FILE or --ids IDS");
         return 1;
     }
     char err[512];
@@ -99,7 +103,12 @@ int cmd_generate(int argc, char **argv) {
 
     size_t len = 0;
     char *text = NULL;
-    if (file || !strcmp(prompt, "-")) {
+    int32_t *ids = NULL;
+    int n_ids = 0, rc = 1;
+    if (ids_arg) {
+        if (cli_parse_ids(ids_arg, &ids, &n_ids)) return 1;
+        len = 1;
+    } else if (file || !strcmp(prompt, "-")) {
         if (!(text = cli_read_file(file ? file : "-", &len))) return 1;
     } else {
         len = strlen(prompt);
@@ -113,12 +122,11 @@ int cmd_generate(int argc, char **argv) {
     CliModel cm;
     if (cli_open(&cm, path, &eo)) {
         free(text);
+        free(ids);
         return 1;
     }
-    int32_t *ids = NULL;
-    int n_ids = 0, rc = 1;
-    if (cli_encode(&cm, ptext, len, chat, system, &ids, &n_ids)) goto done;
-    Run run = {0};
+    if (!ids && cli_encode(&cm, ptext, len, chat, system, &ids, &n_ids)) goto done;
+    Run run = {.print_ids = print_ids};
     EngineRequest req = {.prompt = ids, .n_prompt = n_ids, .max_tokens = max_tokens, .sampling = sp,
                          .stop = stop, .n_stop = n_stop, .ignore_eog = ignore_eos, .on_token = on_token,
                          .on_done = on_done, .user = &run};

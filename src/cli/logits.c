@@ -3,9 +3,11 @@
  * run one forward pass over the given token ids (one sequence, one batch) and print the top-k logits of
  * the last position (every position with --all) as "pos id:logit ...". --dump-logits writes the full
  * logits (n_positions, vocab_size) as raw little-endian float32, --dump-hidden the residual stream
- * (n_layers + 1, n, dim). For comparisons with a reference implementation; not a generation tool.
+ * (n_layers + 1, n, dim). --exact: the CPU backend's reference mode (fp32 activations against dequantized
+ * weights). For comparisons with a reference implementation; not a generation tool.
  */
 #include "cli.h"
+#include "common.h"
 
 #include "../backend/backend.h"
 #include "../log.h"
@@ -26,28 +28,6 @@ static int cmp_scored(const void *a, const void *b) {
     return x->logit < y->logit ? 1 : x->logit > y->logit ? -1 : x->id - y->id;
 }
 
-static int parse_ids(const char *s, int32_t **out, int *n) {
-    int cap = 64;
-    *out = malloc((size_t)cap * sizeof **out);
-    *n = 0;
-    while (*out && *s) {
-        while (*s == ' ' || *s == ',' || *s == '\n' || *s == '\t') s++;
-        if (!*s) break;
-        char *end;
-        errno = 0;
-        long v = strtol(s, &end, 10);
-        if (end == s || errno || v < 0 || v > INT32_MAX) return -1;
-        if (*n == cap) {
-            int32_t *p = realloc(*out, (size_t)(cap *= 2) * sizeof **out);
-            if (!p) return -1;
-            *out = p;
-        }
-        (*out)[(*n)++] = (int32_t)v;
-        s = end;
-    }
-    return *out && *n > 0 ? 0 : -1;
-}
-
 static int dump(const char *path, const float *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, sizeof *data, n, f) != n) {
@@ -59,7 +39,7 @@ static int dump(const char *path, const float *data, size_t n) {
 
 int cmd_logits(int argc, char **argv) {
     const char *path = NULL, *ids_arg = NULL, *dump_logits = NULL, *dump_hidden = NULL;
-    int top_k = 10, all = 0, threads = 0, force_cpu = 0;
+    int top_k = 10, all = 0, threads = 0, force_cpu = 0, exact = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) path = v, i++;
@@ -70,8 +50,9 @@ int cmd_logits(int argc, char **argv) {
         else if (!strcmp(a, "--dump-hidden") && v) dump_hidden = v, i++;
         else if (!strcmp(a, "--all")) all = 1;
         else if (!strcmp(a, "--cpu")) force_cpu = 1;
+        else if (!strcmp(a, "--exact")) exact = 1, force_cpu = 1;
         else {
-            fprintf(stderr, "usage: orcd logits -m MODEL --ids \"ID ID ...\" [--top-k K] [--all] [--cpu] [--threads N] "
+            fprintf(stderr, "usage: orcd logits -m MODEL --ids \"ID ID ...\" [--top-k K] [--all] [--cpu] [--exact] [--threads N] "
                             "[--dump-logits FILE] [--dump-hidden FILE]\n");
             return 1;
         }
@@ -82,11 +63,7 @@ int cmd_logits(int argc, char **argv) {
     }
     int32_t *ids = NULL;
     int n = 0, rc = 1;
-    if (parse_ids(ids_arg, &ids, &n)) {
-        log_error("logits: --ids: expected token ids separated by spaces");
-        free(ids);
-        return 1;
-    }
+    if (cli_parse_ids(ids_arg, &ids, &n)) return 1;
     char err[512];
     Model *m = model_open(path, err, sizeof err);
     if (!m) {
@@ -97,7 +74,7 @@ int cmd_logits(int argc, char **argv) {
     const Config *c = &m->config;
     const int page = 16, pages = (n + page - 1) / page;
     BackendOptions opt = {.n_threads = threads, .max_batch = n, .n_slots = 1, .n_pages = pages, .page_size = page,
-                          .force_cpu = force_cpu};
+                          .force_cpu = force_cpu, .exact = exact};
     Backend *b = backend_create(c, &m->weights, &opt, err, sizeof err);
     int32_t *pos = malloc((size_t)n * sizeof *pos), *seq = calloc((size_t)n, sizeof *seq),
             *table = malloc((size_t)pages * sizeof *table);

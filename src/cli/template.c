@@ -16,8 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char USAGE[] = "usage: orcd template -m MODEL.gguf [--system TEXT] (--user TEXT | --assistant TEXT)... "
-                            "[--no-generation-prompt] | --family\n";
+static const char USAGE[] =
+    "usage: orcd template -m MODEL.gguf [--system TEXT] (--user TEXT | --assistant TEXT)... "
+    "[--no-generation-prompt] | --family\n";
 
 int cmd_template(int argc, char **argv) {
     const char *path = NULL;
@@ -31,9 +32,12 @@ int cmd_template(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         ChatRole role;
-        if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) path = argv[++i];
-        else if (!strcmp(a, "--no-generation-prompt")) gen = false;
-        else if (!strcmp(a, "--family")) family = true;
+        if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc)
+            path = argv[++i];
+        else if (!strcmp(a, "--no-generation-prompt"))
+            gen = false;
+        else if (!strcmp(a, "--family"))
+            family = true;
         else if (!strncmp(a, "--", 2) && !chat_role_parse(a + 2, &role) && i + 1 < argc) {
             msgs[n++] = (ChatMessage){role, argv[i + 1], strlen(argv[i + 1])};
             i++;
@@ -45,7 +49,8 @@ int cmd_template(int argc, char **argv) {
         }
     }
     if (!path || (!family && n == 0)) {
-        log_error("template: %s", !path ? "no model: expected -m MODEL.gguf" : "no messages: expected --user TEXT");
+        log_error("template: %s",
+                  !path ? "no model: expected -m MODEL.gguf" : "no messages: expected --user TEXT");
         fputs(USAGE, stderr);
         free(msgs);
         return 1;

@@ -38,8 +38,9 @@ typedef struct Opts {
     bool batch, bench;
 } Opts;
 
-static const char USAGE[] = "usage: orcd tokenize -m MODEL.gguf [--ids|--pieces|--split|--roundtrip|--stream] "
-                            "[--special] [--bos] [--raw] [--batch0] [--bench] TEXT|-\n";
+static const char USAGE[] =
+    "usage: orcd tokenize -m MODEL.gguf [--ids|--pieces|--split|--roundtrip|--stream] "
+    "[--special] [--bos] [--raw] [--batch0] [--bench] TEXT|-\n";
 
 static double now(void) {
     struct timespec ts;
@@ -52,7 +53,12 @@ static size_t utf8_char(const unsigned char *s, size_t n) {
     unsigned char c = s[0];
     size_t need = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
     if (!need || need > n) return 0;
-    unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    unsigned char lo = c == 0xE0   ? 0xA0
+                       : c == 0xF0 ? 0x90
+                                   : 0x80,
+                  hi = c == 0xED   ? 0x9F
+                       : c == 0xF4 ? 0x8F
+                                   : 0xBF;
     if (s[1] < lo || s[1] > hi) return 0;
     for (size_t i = 2; i < need; i++)
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -70,12 +76,18 @@ static void put_quoted(FILE *o, const char *p, size_t n) {
             i += l;
             continue;
         }
-        if (c == '"' || c == '\\') fprintf(o, "\\%c", c);
-        else if (c == '\n') fputs("\\n", o);
-        else if (c == '\t') fputs("\\t", o);
-        else if (c == '\r') fputs("\\r", o);
-        else if (c < 0x20 || c >= 0x7f) fprintf(o, "\\x%02x", c);
-        else fputc(c, o);
+        if (c == '"' || c == '\\')
+            fprintf(o, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", o);
+        else if (c == '\t')
+            fputs("\\t", o);
+        else if (c == '\r')
+            fputs("\\r", o);
+        else if (c < 0x20 || c >= 0x7f)
+            fprintf(o, "\\x%02x", c);
+        else
+            fputc(c, o);
         i++;
     }
     fputc('"', o);
@@ -196,19 +208,32 @@ int cmd_tokenize(int argc, char **argv) {
     Opts op = {M_TABLE, 0, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) path = argv[++i];
-        else if (!strcmp(a, "--ids")) op.mode = M_IDS;
-        else if (!strcmp(a, "--pieces")) op.mode = M_PIECES;
-        else if (!strcmp(a, "--split")) op.mode = M_SPLIT;
-        else if (!strcmp(a, "--roundtrip")) op.mode = M_ROUNDTRIP;
-        else if (!strcmp(a, "--stream")) op.mode = M_STREAM;
-        else if (!strcmp(a, "--special")) op.flags |= TOKENIZE_PARSE_SPECIAL;
-        else if (!strcmp(a, "--bos")) op.flags |= TOKENIZE_ADD_BOS;
-        else if (!strcmp(a, "--raw")) op.flags |= TOKENIZE_NO_NORMALIZE;
-        else if (!strcmp(a, "--batch0")) op.batch = true;
-        else if (!strcmp(a, "--bench")) op.bench = true;
-        else if (!text && (a[0] != '-' || !strcmp(a, "-"))) text = a;
-        else if (!text && !strcmp(a, "--") && i + 1 < argc) text = argv[++i];
+        if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc)
+            path = argv[++i];
+        else if (!strcmp(a, "--ids"))
+            op.mode = M_IDS;
+        else if (!strcmp(a, "--pieces"))
+            op.mode = M_PIECES;
+        else if (!strcmp(a, "--split"))
+            op.mode = M_SPLIT;
+        else if (!strcmp(a, "--roundtrip"))
+            op.mode = M_ROUNDTRIP;
+        else if (!strcmp(a, "--stream"))
+            op.mode = M_STREAM;
+        else if (!strcmp(a, "--special"))
+            op.flags |= TOKENIZE_PARSE_SPECIAL;
+        else if (!strcmp(a, "--bos"))
+            op.flags |= TOKENIZE_ADD_BOS;
+        else if (!strcmp(a, "--raw"))
+            op.flags |= TOKENIZE_NO_NORMALIZE;
+        else if (!strcmp(a, "--batch0"))
+            op.batch = true;
+        else if (!strcmp(a, "--bench"))
+            op.bench = true;
+        else if (!text && (a[0] != '-' || !strcmp(a, "-")))
+            text = a;
+        else if (!text && !strcmp(a, "--") && i + 1 < argc)
+            text = argv[++i];
         else {
             log_error("tokenize: unexpected argument \"%s\"", a);
             fputs(USAGE, stderr);
@@ -277,7 +302,8 @@ int cmd_tokenize(int argc, char **argv) {
     }
     fflush(o);
     if (op.bench)
-        fprintf(stderr, "tokenize: %zu records, %zu bytes, %zu tokens; load %.1f ms; encode %.3f s, %.2f MB/s\n",
+        fprintf(stderr,
+                "tokenize: %zu records, %zu bytes, %zu tokens; load %.1f ms; encode %.3f s, %.2f MB/s\n",
                 records, bytes, tokens, 1e3 * load_s, enc_s, enc_s > 0 ? (double)bytes / enc_s / 1e6 : 0.0);
     free(ids);
     free(input);

@@ -49,7 +49,7 @@ uint16_t quant_f32_to_f16(float f) {
     const uint32_t a = u & 0x7FFFFFFF;
     if (a > 0x7F800000) return sign | 0x7E00 | (uint16_t)((a >> 13) & 0x1FF); /* NaN: quiet, payload top */
     if (a >= 0x477FF000) return sign | 0x7C00; /* >= 65520 rounds past the largest fp16 (65504): inf */
-    const uint32_t e = a >> 23;                 /* biased fp32 exponent */
+    const uint32_t e = a >> 23;                /* biased fp32 exponent */
     if (e < 113) {
         /* below 2^-14, the smallest fp16 normal: an fp16 subnormal, mant = round(|f| * 2^24). With the
          * implicit bit, |f| = m * 2^(e - 150), so mant = m >> (126 - e); 2^-25 and below round to 0. */

@@ -207,20 +207,34 @@ typedef void (*DequantFn)(const void *src, float *y, int64_t n);
 
 static DequantFn dequant_fn(uint32_t type) {
     switch (type) {
-    case QT_F32: return dequant_f32;
-    case QT_F16: return dequant_f16;
-    case QT_BF16: return dequant_bf16;
-    case QT_Q4_0: return dequant_q4_0;
-    case QT_Q4_1: return dequant_q4_1;
-    case QT_Q5_0: return dequant_q5_0;
-    case QT_Q5_1: return dequant_q5_1;
-    case QT_Q8_0: return dequant_q8_0;
-    case QT_Q2_K: return dequant_q2_k;
-    case QT_Q3_K: return dequant_q3_k;
-    case QT_Q4_K: return dequant_q4_k;
-    case QT_Q5_K: return dequant_q5_k;
-    case QT_Q6_K: return dequant_q6_k;
-    default: return NULL;
+    case QT_F32:
+        return dequant_f32;
+    case QT_F16:
+        return dequant_f16;
+    case QT_BF16:
+        return dequant_bf16;
+    case QT_Q4_0:
+        return dequant_q4_0;
+    case QT_Q4_1:
+        return dequant_q4_1;
+    case QT_Q5_0:
+        return dequant_q5_0;
+    case QT_Q5_1:
+        return dequant_q5_1;
+    case QT_Q8_0:
+        return dequant_q8_0;
+    case QT_Q2_K:
+        return dequant_q2_k;
+    case QT_Q3_K:
+        return dequant_q3_k;
+    case QT_Q4_K:
+        return dequant_q4_k;
+    case QT_Q5_K:
+        return dequant_q5_k;
+    case QT_Q6_K:
+        return dequant_q6_k;
+    default:
+        return NULL;
     }
 }
 
@@ -233,8 +247,10 @@ void quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
     const QuantTraits *t = quant_traits(type);
     if (!fn || n % t->block_elems) {
         /* a programmer error: the loader checks quant_cpu_supported and the row length */
-        fprintf(stderr, "%s:%d: quant_dequantize_row: type %s, n %lld (expected a supported type and n a "
-                        "multiple of its block)\n", __FILE__, __LINE__, quant_name(type), (long long)n);
+        fprintf(stderr,
+                "%s:%d: quant_dequantize_row: type %s, n %lld (expected a supported type and n a "
+                "multiple of its block)\n",
+                __FILE__, __LINE__, quant_name(type), (long long)n);
         abort();
     }
     fn(src, dst, n);

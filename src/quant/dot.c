@@ -18,16 +18,20 @@
  * Float weights (F32, F16, BF16) meet the fp32 activation, with 8 partial sums folded in double at the end.
  *
  * The portable kernels are the reference for the AVX2 ones (tests/unit/test_quant.c checks both against a
- * double-precision dot of dequantize_row). Not here: threading and rows (the CPU backend's matmul).
+ * double-precision dot of dequantize_row). Both read fp16 scales through quant_f16_table, which the first
+ * call fills (pthread_once) along with the table of kernels. Not here: threading and rows (the CPU
+ * backend's matmul).
  */
+#define _POSIX_C_SOURCE 200809L
 #include "quant_impl.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#define F16(h) quant_f16_to_f32(h)
+#define F16(h) quant_f16_table[(h)]
 
 /* ---- float weights ---- */
 
@@ -225,7 +229,8 @@ static float dot_q5_k(const void *w, const float *x, const BlockQ8A *xq, int64_t
             const uint8_t *qs = b->qs + 32 * (j / 2);
             const int shift = 4 * (j % 2);
             int32_t dot = 0;
-            for (int l = 0; l < 32; l++) dot += (((qs[l] >> shift) & 0x0F) | ((b->qh[l] >> j) & 1) << 4) * xq->qs[l];
+            for (int l = 0; l < 32; l++)
+                dot += (((qs[l] >> shift) & 0x0F) | ((b->qh[l] >> j) & 1) << 4) * xq->qs[l];
             acc += xq->d * (d * (float)sc * (float)dot - dmin * (float)m * (float)xq->sum);
         }
     }
@@ -255,16 +260,28 @@ static float dot_q6_k(const void *w, const float *x, const BlockQ8A *xq, int64_t
 
 /* ---- Q8A quantization ---- */
 
+/* round(v) half away from zero, v clamped to [-127, 127] first (NaN -> -127), without libm calls; the
+ * AVX2 path computes the same values */
+static int8_t q8a_round(float v) {
+    if (!(v >= -127.0f)) v = -127.0f;
+    if (v > 127.0f) v = 127.0f;
+    int t = (int)v;                  /* truncation, exact here */
+    const float frac = v - (float)t; /* exact */
+    t += (frac >= 0.5f) - (frac <= -0.5f);
+    return (int8_t)t;
+}
+
 void quant_q8a_quantize_portable(const float *x, BlockQ8A *y, int64_t n) {
     for (int64_t i = 0; i < n / QK8A; i++, x += QK8A, y++) {
         float amax = 0;
-        for (int j = 0; j < QK8A; j++) amax = fmaxf(amax, fabsf(x[j]));
+        for (int j = 0; j < QK8A; j++) {
+            const float a = fabsf(x[j]);
+            if (a > amax) amax = a; /* NaN never compares greater: skipped */
+        }
         const float d = amax / 127, id = d != 0 ? 1 / d : 0;
         int32_t sum = 0;
         for (int j = 0; j < QK8A; j++) {
-            /* roundf: half away from zero, as ggml; the clamp also maps NaN to a value (never UB) */
-            const float q = fminf(fmaxf(roundf(x[j] * id), -127), 127);
-            y->qs[j] = (int8_t)q;
+            y->qs[j] = q8a_round(x[j] * id);
             sum += y->qs[j];
         }
         y->d = d;
@@ -276,26 +293,42 @@ void quant_q8a_quantize_portable(const float *x, BlockQ8A *y, int64_t n) {
 
 QuantDotFn quant_dot_portable(uint32_t type) {
     switch (type) {
-    case QT_F32: return dot_f32;
-    case QT_F16: return dot_f16;
-    case QT_BF16: return dot_bf16;
-    case QT_Q4_0: return dot_q4_0;
-    case QT_Q4_1: return dot_q4_1;
-    case QT_Q5_0: return dot_q5_0;
-    case QT_Q5_1: return dot_q5_1;
-    case QT_Q8_0: return dot_q8_0;
-    case QT_Q2_K: return dot_q2_k;
-    case QT_Q3_K: return dot_q3_k;
-    case QT_Q4_K: return dot_q4_k;
-    case QT_Q5_K: return dot_q5_k;
-    case QT_Q6_K: return dot_q6_k;
-    default: return NULL;
+    case QT_F32:
+        return dot_f32;
+    case QT_F16:
+        return dot_f16;
+    case QT_BF16:
+        return dot_bf16;
+    case QT_Q4_0:
+        return dot_q4_0;
+    case QT_Q4_1:
+        return dot_q4_1;
+    case QT_Q5_0:
+        return dot_q5_0;
+    case QT_Q5_1:
+        return dot_q5_1;
+    case QT_Q8_0:
+        return dot_q8_0;
+    case QT_Q2_K:
+        return dot_q2_k;
+    case QT_Q3_K:
+        return dot_q3_k;
+    case QT_Q4_K:
+        return dot_q4_k;
+    case QT_Q5_K:
+        return dot_q5_k;
+    case QT_Q6_K:
+        return dot_q6_k;
+    default:
+        return NULL;
     }
 }
 
-/* The kernels in use, per type: filled once (first call, or quant_cpu_force_portable), then read only.
- * Racing first calls fill the same values, hence the relaxed atomics. */
+/* The kernels in use, per type: filled once (pthread_once on the first call; again by
+ * quant_cpu_force_portable, for tests), then read only. block_mask[t] is the type's block
+ * size minus one (every block size is a power of two), to check n without a division in the hot path. */
 static _Atomic(QuantDotFn) dot_table[QT_COUNT];
+static uint32_t block_mask[QT_COUNT];
 static _Atomic(QuantQ8AFn) q8a_fn;
 static atomic_int table_state; /* 0 not filled, 1 AVX2 where available, 2 portable forced */
 
@@ -303,18 +336,30 @@ static void fill_tables(int portable) {
     const int avx2 = !portable && quant_avx2_usable();
     for (uint32_t t = 0; t < QT_COUNT; t++) {
         QuantDotFn fn = avx2 ? quant_dot_avx2(t) : NULL;
-        atomic_store_explicit(&dot_table[t], fn ? fn : quant_dot_portable(t), memory_order_relaxed);
+        if (!fn) fn = quant_dot_portable(t);
+        block_mask[t] = fn ? quant_traits(t)->block_elems - 1 : 0;
+        atomic_store_explicit(&dot_table[t], fn, memory_order_relaxed);
     }
     QuantQ8AFn q = avx2 ? quant_q8a_avx2() : NULL;
     atomic_store_explicit(&q8a_fn, q ? q : quant_q8a_quantize_portable, memory_order_relaxed);
     atomic_store_explicit(&table_state, portable ? 2 : 1, memory_order_release);
 }
 
+float quant_f16_table[65536];
+
+static void init_once(void) {
+    for (uint32_t h = 0; h < 65536; h++) quant_f16_table[h] = quant_f16_to_f32((uint16_t)h);
+    fill_tables(0);
+}
+
 static void ensure_tables(void) {
-    if (atomic_load_explicit(&table_state, memory_order_acquire) == 0) fill_tables(0);
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (__builtin_expect(atomic_load_explicit(&table_state, memory_order_acquire) == 0, 0))
+        pthread_once(&once, init_once);
 }
 
 int quant_cpu_force_portable(int on) {
+    ensure_tables();
     const int was = atomic_load_explicit(&table_state, memory_order_acquire) == 2;
     fill_tables(on);
     return was;
@@ -323,7 +368,7 @@ int quant_cpu_force_portable(int on) {
 const char *quant_cpu_path(void) {
     ensure_tables();
     return atomic_load_explicit(&table_state, memory_order_relaxed) == 1 && quant_avx2_usable() ? "avx2"
-                                                                                                 : "portable";
+                                                                                                : "portable";
 }
 
 static void fail_type(const char *fn, uint32_t type, int64_t n) {
@@ -334,13 +379,14 @@ static void fail_type(const char *fn, uint32_t type, int64_t n) {
 
 float quant_vec_dot(uint32_t type, const void *w, const float *x, const BlockQ8A *xq, int64_t n) {
     ensure_tables();
-    const QuantDotFn fn = type < QT_COUNT ? atomic_load_explicit(&dot_table[type], memory_order_relaxed) : NULL;
-    if (!fn || n % quant_traits(type)->block_elems) fail_type("quant_vec_dot", type, n);
+    const QuantDotFn fn =
+        type < QT_COUNT ? atomic_load_explicit(&dot_table[type], memory_order_relaxed) : NULL;
+    if (__builtin_expect(!fn || n < 0 || (n & block_mask[type]), 0)) fail_type("quant_vec_dot", type, n);
     return fn(w, x, xq, n);
 }
 
 void quant_q8a_quantize(const float *x, BlockQ8A *y, int64_t n) {
     ensure_tables();
-    if (n % QK8A) fail_type("quant_q8a_quantize", QT_F32, n);
+    if (n < 0 || n % QK8A) fail_type("quant_q8a_quantize", QT_F32, n);
     atomic_load_explicit(&q8a_fn, memory_order_relaxed)(x, y, n);
 }

@@ -40,6 +40,10 @@ typedef float (*QuantDotFn)(const void *w, const float *x, const BlockQ8A *xq, i
 /* Q8A quantization of n values (n a multiple of 32). */
 typedef void (*QuantQ8AFn)(const float *x, BlockQ8A *y, int64_t n);
 
+/* fp16 bits -> fp32 for all 65536 values (256 KB), filled by quant_f16_to_f32 before any kernel runs
+ * (dot.c, once); the kernels' scalar conversion of block scales. */
+extern float quant_f16_table[65536];
+
 /* The portable kernel for a type, NULL when the type has none (dot.c). */
 QuantDotFn quant_dot_portable(uint32_t type);
 void quant_q8a_quantize_portable(const float *x, BlockQ8A *y, int64_t n);

@@ -20,12 +20,12 @@
 static GGUFFile *g_file;
 static Tokenizer *g_tok;
 
-#define CHECK_OR_DIE(c)                                                                                    \
-    do {                                                                                                   \
-        if (!(c)) {                                                                                        \
-            fprintf(stderr, "fuzz_tokenizer: check failed at line %d: %s\n", __LINE__, #c);                \
-            abort();                                                                                       \
-        }                                                                                                  \
+#define CHECK_OR_DIE(c)                                                                                      \
+    do {                                                                                                     \
+        if (!(c)) {                                                                                          \
+            fprintf(stderr, "fuzz_tokenizer: check failed at line %d: %s\n", __LINE__, #c);                  \
+            abort();                                                                                         \
+        }                                                                                                    \
     } while (0)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -36,7 +36,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     const char *path = getenv("ORCD_FUZZ_MODEL");
     if (!path) path = "models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
     char err[512];
-    if (gguf_open(&g_file, path, err, sizeof err) != GGUF_OK || tokenizer_load(&g_tok, g_file, err, sizeof err)) {
+    if (gguf_open(&g_file, path, err, sizeof err) != GGUF_OK ||
+        tokenizer_load(&g_tok, g_file, err, sizeof err)) {
         fprintf(stderr, "fuzz_tokenizer: %s: %s (set ORCD_FUZZ_MODEL)\n", path, err);
         exit(1);
     }
@@ -47,10 +48,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 static int valid_utf8(const uint8_t *s, size_t n) {
     for (size_t i = 0; i < n;) {
         uint8_t c = s[i];
-        size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        size_t k = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
         if (!k || i + k > n) return 0;
         if (k > 1) {
-            uint8_t lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+            uint8_t lo = c == 0xE0   ? 0xA0
+                         : c == 0xF0 ? 0x90
+                                     : 0x80,
+                    hi = c == 0xED   ? 0x9F
+                         : c == 0xF4 ? 0x8F
+                                     : 0xBF;
             if (s[i + 1] < lo || s[i + 1] > hi) return 0;
             for (size_t j = 2; j < k; j++)
                 if ((s[i + j] & 0xC0) != 0x80) return 0;
@@ -104,7 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < n; i++) {
             uint32_t v;
             memcpy(&v, text + 4 * i, 4);
-            ids[i] = (v & 0x80000000u) ? (int32_t)v : (int32_t)(v % (uint32_t)(nv + 8)); /* some out of range */
+            ids[i] =
+                (v & 0x80000000u) ? (int32_t)v : (int32_t)(v % (uint32_t)(nv + 8)); /* some out of range */
         }
         size_t o = stream(ids, n, (mode & 1) ? TOKENIZER_DECODE_SPECIAL : 0, out, cap);
         CHECK_OR_DIE(o <= cap && valid_utf8(out, o));

@@ -1,7 +1,7 @@
 """Chat prompts rendered by `orcd template` against the model's own tokenizer.chat_template rendered with
 jinja2 (as transformers' apply_chat_template does: trim_blocks, lstrip_blocks, sandboxed), byte for byte,
 for conversations of 1 to 6 turns with and without a system message: the two real models, and a Llama 3
-template written here into a metadata-only GGUF. Contents are random strings (tests/tokenizer/textgen.py;
+template written here into a metadata-only GGUF. Contents are random strings (tests/tokenizer/tok_textgen.py;
 seed printed, ORCD_TEST_SEED to repeat)."""
 import os
 import random
@@ -14,8 +14,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from conftest import REPO, run_orcd
 
 sys.path.insert(0, str(REPO / "tests" / "tokenizer"))
-import gguf_meta  # noqa: E402
-import textgen  # noqa: E402
+import tok_gguf  # noqa: E402
+import tok_textgen  # noqa: E402
 
 SEED = int(os.environ.get("ORCD_TEST_SEED", time.time_ns() % (1 << 32)))
 
@@ -50,11 +50,11 @@ def conversations(rng):
     for turns in range(1, 7):
         for system in (False, True):
             for _ in range(3):
-                msgs = [{"role": "system", "content": rng.choice(textgen.strings(rng, 3))}] if system else []
+                msgs = [{"role": "system", "content": rng.choice(tok_textgen.strings(rng, 3))}] if system else []
                 for i in range(turns):
                     role = ("user", "assistant")[i % 2] if rng.random() < 0.85 else rng.choice(
                         ["user", "assistant", "system"])
-                    msgs.append({"role": role, "content": textgen.strings(rng, 13)[rng.randrange(13)]})
+                    msgs.append({"role": role, "content": tok_textgen.strings(rng, 13)[rng.randrange(13)]})
                 out.append(msgs)
     return out
 
@@ -82,19 +82,19 @@ def check_model(orcd_bin, model, template, bos, tag):
 
 
 def test_qwen_template_matches_jinja(orcd_bin, default_model):
-    meta = gguf_meta.read_metadata(default_model)
+    meta = tok_gguf.read_metadata(default_model)
     check_model(orcd_bin, default_model, meta["tokenizer.chat_template"], "", "qwen")
 
 
 def test_smollm_template_matches_jinja(orcd_bin, llama_model):
-    meta = gguf_meta.read_metadata(llama_model)
+    meta = tok_gguf.read_metadata(llama_model)
     check_model(orcd_bin, llama_model, meta["tokenizer.chat_template"], "", "smollm")
 
 
 @pytest.fixture
 def llama3_model(tmp_path):
     p = tmp_path / "llama3-template.gguf"
-    gguf_meta.write_metadata(p, [("general.architecture", "str", "llama"),
+    tok_gguf.write_metadata(p, [("general.architecture", "str", "llama"),
                                  ("tokenizer.ggml.model", "str", "gpt2"),
                                  ("tokenizer.ggml.tokens", "arr:str", LLAMA3_TOKENS),
                                  ("tokenizer.ggml.bos_token_id", "u32", 0),
@@ -113,11 +113,11 @@ def test_default_system_prompt_comes_from_the_template(orcd_bin, default_model, 
     r = run_orcd(orcd_bin, "template", "-m", llama_model, "--family")
     assert b"named SmolLM, trained by Hugging Face\n" in r.stdout
     # another default in the same template shape is found the same way: nothing is keyed on the model's name
-    meta = gguf_meta.read_metadata(default_model)
+    meta = tok_gguf.read_metadata(default_model)
     tmpl = meta["tokenizer.chat_template"].replace("You are Qwen, created by Alibaba Cloud. You are a helpful "
                                                    "assistant.", "Sei un \\'assistente\\'.")
     p = tmp_path / "other.gguf"
-    gguf_meta.write_metadata(p, [("tokenizer.chat_template", "str", tmpl)])
+    tok_gguf.write_metadata(p, [("tokenizer.chat_template", "str", tmpl)])
     msgs = [{"role": "user", "content": "ciao"}]
     assert orcd_template(orcd_bin, p, msgs) == jinja_render(tmpl, msgs).encode()
     assert b"<|im_start|>system\nSei un 'assistente'.<|im_end|>\n" in orcd_template(orcd_bin, p, msgs)
@@ -125,7 +125,7 @@ def test_default_system_prompt_comes_from_the_template(orcd_bin, default_model, 
 
 def test_unknown_template_warns_once_and_renders_chatml(orcd_bin, tmp_path):
     p = tmp_path / "unknown.gguf"
-    gguf_meta.write_metadata(p, [("tokenizer.chat_template", "str", "{% for m in messages %}{{ m.content }}{% endfor %}")])
+    tok_gguf.write_metadata(p, [("tokenizer.chat_template", "str", "{% for m in messages %}{{ m.content }}{% endfor %}")])
     r = run_orcd(orcd_bin, "template", "-m", p, "--user", "a", "--assistant", "b", "--user", "c")
     assert r.returncode == 0
     assert r.stdout == (b"<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\nb<|im_end|>\n"

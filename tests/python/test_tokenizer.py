@@ -1,4 +1,4 @@
-"""The tokenizer against Hugging Face `tokenizers`, id for id, on generated strings (tests/tokenizer/textgen.py),
+"""The tokenizer against Hugging Face `tokenizers`, id for id, on generated strings (tests/tokenizer/tok_textgen.py),
 each set compared in one orcd process (`orcd tokenize --batch0`).
 
 References:
@@ -25,9 +25,9 @@ import pytest
 from conftest import REPO, SHARED_DATA, run_orcd
 
 sys.path.insert(0, str(REPO / "tests" / "tokenizer"))
-import gguf_meta  # noqa: E402
-import hf_reference  # noqa: E402
-import textgen  # noqa: E402
+import tok_gguf  # noqa: E402
+import tok_reference  # noqa: E402
+import tok_textgen  # noqa: E402
 
 SEED = int(os.environ.get("ORCD_TEST_SEED", time.time_ns() % (1 << 32)))
 N_QWEN = int(os.environ.get("ORCD_TOK_STRINGS", "10000"))
@@ -90,12 +90,12 @@ def hf_ids(tok, texts):
 def qwen_json():
     if not QWEN_JSON.exists():
         pytest.fail(f"{QWEN_JSON} missing: shared/ must sit beside the repository")
-    return hf_reference.qwen_json(QWEN_JSON)
+    return tok_reference.qwen_json(QWEN_JSON)
 
 
 @pytest.fixture(scope="session")
 def qwen_hf(qwen_json):
-    return hf_reference.Tokenizer.from_str(json.dumps(qwen_json))
+    return tok_reference.Tokenizer.from_str(json.dumps(qwen_json))
 
 
 @pytest.fixture(scope="session")
@@ -105,20 +105,20 @@ def qwen_specials(qwen_hf):
 
 @pytest.fixture(scope="session")
 def smol_meta(llama_model):
-    return gguf_meta.read_metadata(llama_model)
+    return tok_gguf.read_metadata(llama_model)
 
 
 @pytest.fixture(scope="session")
 def smol_hf(smol_meta):
-    return hf_reference.smollm(smol_meta)
+    return tok_reference.smollm(smol_meta)
 
 
 @pytest.fixture(scope="session")
 def llama_bpe(tmp_path_factory, default_model, qwen_json):
     """(GGUF path, HF tokenizer): the Qwen vocabulary with Llama 3's pre-tokenizer."""
-    meta = gguf_meta.read_metadata(default_model)
+    meta = tok_gguf.read_metadata(default_model)
     path = tmp_path_factory.mktemp("llama_bpe") / "llama-bpe.gguf"
-    gguf_meta.write_metadata(path, [
+    tok_gguf.write_metadata(path, [
         ("general.architecture", "str", "llama"),
         ("tokenizer.ggml.model", "str", "gpt2"),
         ("tokenizer.ggml.pre", "str", "llama-bpe"),
@@ -129,15 +129,15 @@ def llama_bpe(tmp_path_factory, default_model, qwen_json):
         ("tokenizer.ggml.eos_token_id", "u32", 151645),
         ("tokenizer.ggml.add_bos_token", "bool", True),
     ])
-    return path, hf_reference.llama_bpe(qwen_json)
+    return path, tok_reference.llama_bpe(qwen_json)
 
 
 # ---- id for id against Hugging Face ----
 
 def test_qwen2_matches_hf(orcd_bin, default_model, qwen_hf, qwen_specials):
-    texts = textgen.strings(rng("qwen"), N_QWEN, avoid=qwen_specials)
+    texts = tok_textgen.strings(rng("qwen"), N_QWEN, avoid=qwen_specials)
     r = rng("qwen-long")
-    texts += [textgen.long_string(r, 1 << 20, avoid=qwen_specials) for _ in range(2)]
+    texts += [tok_textgen.long_string(r, 1 << 20, avoid=qwen_specials) for _ in range(2)]
     got = orcd_ids(orcd_bin, default_model, texts)
     assert_same_ids(texts, got, hf_ids(qwen_hf, texts), "hf", "qwen2")
     assert sum(len(t.encode()) for t in texts) > 2 << 20
@@ -148,7 +148,7 @@ def test_qwen2_special_tokens_match_hf(orcd_bin, default_model, qwen_hf, qwen_sp
     specials = qwen_specials[:22]
     assert specials[0] == "<|endoftext|>" and specials[21] == "<|file_sep|>"
     r = rng("qwen-special")
-    base = textgen.strings(r, 1500, avoid=qwen_specials)
+    base = tok_textgen.strings(r, 1500, avoid=qwen_specials)
     texts = []
     for t in base:
         parts = [t[i:i + r.randint(1, 20)] for i in range(0, len(t), 20)] or [""]
@@ -161,8 +161,8 @@ def test_qwen2_special_tokens_match_hf(orcd_bin, default_model, qwen_hf, qwen_sp
 
 def test_smollm_matches_hf(orcd_bin, llama_model, smol_hf, smol_meta):
     specials = [t for t, ty in zip(smol_meta["tokenizer.ggml.tokens"], smol_meta["tokenizer.ggml.token_type"]) if ty == 3]
-    texts = textgen.strings(rng("smol"), 5000, avoid=specials)
-    texts.append(textgen.long_string(rng("smol-long"), 1 << 20, avoid=specials))
+    texts = tok_textgen.strings(rng("smol"), 5000, avoid=specials)
+    texts.append(tok_textgen.long_string(rng("smol-long"), 1 << 20, avoid=specials))
     got = orcd_ids(orcd_bin, llama_model, texts)
     assert_same_ids(texts, got, hf_ids(smol_hf, texts), "hf", "smollm")
     spec = ["<|im_start|>user\nHi 123<|im_end|>\n", "<|endoftext|><file_sep>x<jupyter_code>1"]
@@ -172,8 +172,8 @@ def test_smollm_matches_hf(orcd_bin, llama_model, smol_hf, smol_meta):
 
 def test_llama_bpe_matches_hf(orcd_bin, llama_bpe, qwen_specials):
     path, hf = llama_bpe
-    texts = textgen.strings(rng("llama3"), 3000, avoid=qwen_specials)
-    texts.append(textgen.long_string(rng("llama3-long"), 300_000, avoid=qwen_specials))
+    texts = tok_textgen.strings(rng("llama3"), 3000, avoid=qwen_specials)
+    texts.append(tok_textgen.long_string(rng("llama3-long"), 300_000, avoid=qwen_specials))
     texts += ["12345678", "1 22 333 4444 55555", "x1234y", "٣٤٥٦٧", "Hello"]
     assert_same_ids(texts, orcd_ids(orcd_bin, path, texts), hf_ids(hf, texts), "hf", "llama-bpe")
 
@@ -214,7 +214,7 @@ def test_split_classes_match_hf(orcd_bin, default_model, qwen_hf):
     """The pre-tokenizer's pieces (--split --raw: no NFC) equal the HF regex's for random code points in
     contexts that tell letters, numbers, whitespace and the rest apart."""
     r = rng("classes")
-    cps = [textgen.random_codepoint(r) for _ in range(20000)]
+    cps = [tok_textgen.random_codepoint(r) for _ in range(20000)]
     texts = ["".join(f"a{c}a!{c}!x{c}{c}x {c}1\t{c} " for c in cps[i:i + 20]) for i in range(0, len(cps), 20)]
     lines = orcd_batch(orcd_bin, default_model, texts, "--split", "--raw").decode().split("\n")[:-1]
     byte_of = {v: k for k, v in _bytes_to_unicode().items()}
@@ -242,8 +242,8 @@ def test_roundtrip_and_stream(orcd_bin, default_model, llama_model, qwen_hf, qwe
     """decode(encode(s)) gives s back: for qwen2, which normalizes, NFC(s) as HF's normalizer makes it
     (and s itself with --raw); for SmolLM2, s less the bytes its vocabulary has no token for (F1, F2 and a
     few controls: HF drops them too). The streaming decoder fed token by token gives the same text."""
-    texts = textgen.strings(rng("roundtrip"), 3000, avoid=qwen_specials)
-    texts.append(textgen.long_string(rng("roundtrip-long"), 200_000, avoid=qwen_specials))
+    texts = tok_textgen.strings(rng("roundtrip"), 3000, avoid=qwen_specials)
+    texts.append(tok_textgen.long_string(rng("roundtrip-long"), 200_000, avoid=qwen_specials))
     table = _bytes_to_unicode()
     smol_vocab = set(smol_meta["tokenizer.ggml.tokens"])
     smol_missing = {b for b in range(256) if table[b] not in smol_vocab}
@@ -265,7 +265,7 @@ def test_invalid_utf8(orcd_bin, default_model, llama_model):
     """Random bytes: no crash; --raw round trip gives the bytes back exactly; the stream is valid UTF-8
     equal to Python's decode(errors="replace") (U+FFFD per maximal invalid subpart)."""
     r = rng("invalid")
-    texts = [textgen.invalid_bytes(r).replace(b"\0", b"\1") for _ in range(2000)]
+    texts = [tok_textgen.invalid_bytes(r).replace(b"\0", b"\1") for _ in range(2000)]
     for model in (default_model, llama_model):
         for flags in ([], ["--special"]):
             orcd_ids(orcd_bin, model, texts, *flags)
@@ -324,9 +324,9 @@ def test_cli_unknown_pre_tokenizer_is_a_load_error(orcd_bin, tmp_path):
             ("tokenizer.ggml.merges", "arr:str", ["a b"])]
     for pre, msg in ((("tokenizer.ggml.pre", "str", "deepseek-llm"),), b'found "deepseek-llm"'), ((), b"no such key"):
         p = tmp_path / "t.gguf"
-        gguf_meta.write_metadata(p, base + list(pre))
+        tok_gguf.write_metadata(p, base + list(pre))
         r = run_orcd(orcd_bin, "tokenize", "-m", p, "ab")
         assert r.returncode == 1 and b"tokenizer.ggml.pre" in r.stderr and msg in r.stderr, r.stderr
-    gguf_meta.write_metadata(p, [("tokenizer.ggml.model", "str", "llama")] + base[1:])
+    tok_gguf.write_metadata(p, [("tokenizer.ggml.model", "str", "llama")] + base[1:])
     r = run_orcd(orcd_bin, "tokenize", "-m", p, "ab")
     assert r.returncode == 1 and b'expected "gpt2"' in r.stderr and b'"llama"' in r.stderr, r.stderr

@@ -30,7 +30,8 @@ static const char QWEN_LIKE[] =
     "{%- else %}\n"
     "    {{- '<|im_start|>system\\nYou are \\'Q\\', a \\x41\\u00e9 \"helper\".<|im_end|>\\n' }}\n"
     "{%- endif %}\n"
-    "{%- for message in messages %}{{ '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
+    "{%- for message in messages %}{{ '<|im_start|>' + message.role + '\\n' + message.content + "
+    "'<|im_end|>\\n' }}"
     "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}\n";
 
 /* Like SmolLM2's: real newlines inside the literals, double-quoted strings elsewhere. */
@@ -40,11 +41,13 @@ static const char SMOL_LIKE[] =
     "{{ '<|im_start|>system\nYou are SmolLM<|im_end|>\n' }}{% endif %}"
     "{{\"<|im_start|>\" + message['role'] + \"\n\" + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}";
 
-static const char LLAMA3[] =
-    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
-    "message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 "
-    "%}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ "
-    "'<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
+static const char LLAMA3[] = "{% set loop_messages = messages %}{% for message in loop_messages %}{% set "
+                             "content = '<|start_header_id|>' + "
+                             "message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "
+                             "'<|eot_id|>' %}{% if loop.index0 == 0 "
+                             "%}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor "
+                             "%}{% if add_generation_prompt %}{{ "
+                             "'<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
 
 TEST(chat_family_recognised) {
     ASSERT_EQ_INT(chat_family(QWEN_LIKE, strlen(QWEN_LIKE)), CHAT_CHATML);

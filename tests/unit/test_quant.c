@@ -61,7 +61,8 @@ static int64_t ulp_diff(float a, float b) {
 static GGUFFile *open_cases(void) {
     const char *path = getenv("ORCD_QUANT_CASES");
     if (!path) {
-        test_skip("ORCD_QUANT_CASES not set (python3 tests/quant/make_quant_cases.py DIR writes DIR/quant_cases.gguf)");
+        test_skip("ORCD_QUANT_CASES not set (python3 tests/quant/make_quant_cases.py DIR writes "
+                  "DIR/quant_cases.gguf)");
         return NULL;
     }
     GGUFFile *f = NULL;
@@ -122,7 +123,8 @@ static void *random_row(const TypeCase *tc, int64_t n) {
         for (int64_t b = 0; b < n / t->block_elems; b++)
             for (int k = 0; k < 2; k++) {
                 if (tc->scale_off[k] < 0) continue;
-                const uint16_t h = quant_f32_to_f16((float)(rng_normal() * pow(10, -(double)(rng_u64() % 5))));
+                const uint16_t h =
+                    quant_f32_to_f16((float)(rng_normal() * pow(10, -(double)(rng_u64() % 5))));
                 memcpy(w + b * t->block_bytes + tc->scale_off[k], &h, 2);
             }
     }
@@ -149,7 +151,7 @@ TEST(quant_f16_roundtrip_all) {
             FAIL("fp16 0x%04x -> %a -> 0x%04x", h, (double)f, back);
         }
     }
-    ASSERT_EQ_INT(f32_bits(quant_f16_to_f32(0x0001)), f32_bits(0x1p-24f)); /* smallest subnormal */
+    ASSERT_EQ_INT(f32_bits(quant_f16_to_f32(0x0001)), f32_bits(0x1p-24f));   /* smallest subnormal */
     ASSERT_EQ_INT(f32_bits(quant_f16_to_f32(0x03FF)), f32_bits(0x3FFp-24f)); /* largest subnormal */
     ASSERT_EQ_INT(f32_bits(quant_f16_to_f32(0x7BFF)), f32_bits(65504.0f));
     ASSERT_EQ_INT(f32_bits(quant_f16_to_f32(0xFC00)), f32_bits(-INFINITY));
@@ -209,7 +211,8 @@ TEST(quant_dequant_vs_gguf) {
         snprintf(qname, sizeof qname, "q.%s", quant_name(type));
         snprintf(rname, sizeof rname, "ref.%s", quant_name(type));
         const GGUFTensor *q = gguf_find_tensor(f, qname), *r = gguf_find_tensor(f, rname);
-        if (!q || !r || q->type != type || r->type != QT_F32 || q->ne[0] != r->ne[0] || q->ne[1] != r->ne[1]) {
+        if (!q || !r || q->type != type || r->type != QT_F32 || q->ne[0] != r->ne[0] ||
+            q->ne[1] != r->ne[1]) {
             gguf_close(f);
             FAIL("%s / %s missing or mismatched in the cases file", qname, rname);
         }
@@ -261,15 +264,16 @@ static int check_q8a_block(const float *x, const BlockQ8A *b, const char *path) 
     for (int j = 0; j < QK8A; j++) amax = fmaxf(amax, fabsf(x[j]));
     const float d = amax / 127, id = d != 0 ? 1 / d : 0;
     if (f32_bits(b->d) != f32_bits(d)) {
-        test_fail_at(__FILE__, __LINE__, "%s: d %.9g, expected max|x|/127 = %.9g", path, (double)b->d, (double)d);
+        test_fail_at(__FILE__, __LINE__, "%s: d %.9g, expected max|x|/127 = %.9g", path, (double)b->d,
+                     (double)d);
         return -1;
     }
     int32_t sum = 0;
     for (int j = 0; j < QK8A; j++) {
         const int want = (int)roundf(x[j] * id);
         if (b->qs[j] != want) {
-            test_fail_at(__FILE__, __LINE__, "%s: q[%d] = %d for x %.9g (d %.9g), expected %d", path, j, b->qs[j],
-                         (double)x[j], (double)d, want);
+            test_fail_at(__FILE__, __LINE__, "%s: q[%d] = %d for x %.9g (d %.9g), expected %d", path, j,
+                         b->qs[j], (double)x[j], (double)d, want);
             return -1;
         }
         sum += b->qs[j];
@@ -286,7 +290,7 @@ TEST(quant_q8a_quantize) {
     float *x = malloc(N * sizeof(float));
     BlockQ8A *y = malloc(N / QK8A * sizeof(BlockQ8A));
     for (int i = 0; i < N; i++) x[i] = (float)(rng_normal() * pow(10, (double)(i / 512) - 4));
-    for (int i = 0; i < QK8A; i++) x[i] = 0; /* an all-zero block */
+    for (int i = 0; i < QK8A; i++) x[i] = 0;                           /* an all-zero block */
     for (int i = QK8A; i < 2 * QK8A; i++) x[i] = i % 2 ? 0.5f : -2.5f; /* exact .5 ties: d = 1 */
     x[QK8A] = 127;
     x[2 * QK8A] = 3e38f; /* huge */
@@ -301,13 +305,27 @@ TEST(quant_q8a_quantize) {
         ASSERT_EQ_INT(y[1].qs[1], 1); /* 0.5 -> 1, -2.5 -> -3: half away from zero */
         ASSERT_EQ_INT(y[1].qs[2], -3);
     }
-    /* NaN and inf in the input must not crash (the values are unspecified) */
-    x[100] = NAN;
-    x[200] = INFINITY;
-    for (int path = 0; path < 2; path++) {
-        quant_cpu_force_portable(path == 0);
-        quant_q8a_quantize(x, y, N);
+    /* NaN and inf in the input: no crash, and both paths agree byte for byte (NaN is skipped by the max
+     * wherever it sits in the block; codes of NaN are -127, of inf * 0 too) */
+    for (int i = 0; i < 8; i++) x[100 + 37 * i] = NAN;
+    x[1000] = INFINITY;
+    BlockQ8A *y2 = malloc(N / QK8A * sizeof(BlockQ8A));
+    quant_cpu_force_portable(1);
+    quant_q8a_quantize(x, y, N);
+    quant_cpu_force_portable(0);
+    quant_q8a_quantize(x, y2, N);
+    int mismatch = -1;
+    for (int b = 0; b < N / QK8A && mismatch < 0; b++)
+        if (f32_bits(y[b].d) != f32_bits(y2[b].d) || y[b].sum != y2[b].sum || memcmp(y[b].qs, y2[b].qs, QK8A))
+            mismatch = b;
+    if (mismatch >= 0) {
+        int b = mismatch;
+        test_fail_at(__FILE__, __LINE__, "block %d with NaN/inf: portable d %g sum %d vs %s d %g sum %d", b,
+                     (double)y[b].d, y[b].sum, quant_cpu_path(), (double)y2[b].d, y2[b].sum);
     }
+    free(y2);
+    if (mismatch >= 0) goto done;
+    ASSERT(!isnan(y[100 / QK8A].d));
 done:
     quant_cpu_force_portable(0);
     free(x);
@@ -327,8 +345,10 @@ static DotCheck check_dot(uint32_t type, const void *w, const float *x, const Bl
     float *wd = malloc((size_t)n * sizeof(float)), *xd = malloc((size_t)n * sizeof(float));
     quant_dequantize_row(type, w, wd, n);
     const int fl = is_float_type(type);
-    if (fl) memcpy(xd, x, (size_t)n * sizeof(float));
-    else dequant_q8a(xq, xd, n);
+    if (fl)
+        memcpy(xd, x, (size_t)n * sizeof(float));
+    else
+        dequant_q8a(xq, xd, n);
     DotCheck c = {0};
     double mag = 0, act_err = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -382,8 +402,9 @@ TEST(quant_vec_dot_random) {
                     worst_x = fmax(worst_x, fabs(c.got - c.want_x) / c.tol_x);
                 }
             }
-            fprintf(stderr, "  %-8s %-5s worst |err| / sum|w a| = %.2g; vs x: %.2f of the rounding bound\n", pname,
-                    quant_name(tc->type), worst, worst_x);
+            fprintf(stderr, "  %-8s %-5s worst |err| / sum|w a| = %.2g; vs x: %.2f of the rounding bound%s\n",
+                    pname, quant_name(tc->type), worst, worst_x,
+                    path == 1 && !quant_dot_avx2(tc->type) ? " (no AVX2 kernel: the portable one)" : "");
         }
     }
     quant_cpu_force_portable(0);
@@ -437,7 +458,8 @@ TEST(quant_vec_dot_edges) {
             /* fill patterns: 0x00 and 0xFF bytes are the extreme codes of every layout (for Q8_0: 0 and
              * -1; 0x80 gives -128) */
             static const uint8_t fills[] = {0x00, 0xFF, 0x80, 0x7F};
-            static const uint16_t scales[] = {0x3C00 /* 1 */, 0x0001 /* subnormal */, 0x0000, 0xBC00 /* -1 */};
+            static const uint16_t scales[] = {0x3C00 /* 1 */, 0x0001 /* subnormal */, 0x0000,
+                                              0xBC00 /* -1 */};
             for (int fi = 0; fi < 4; fi++)
                 for (int si = 0; si < 4; si++)
                     for (int sign = 0; sign < 3; sign++) {
@@ -447,12 +469,15 @@ TEST(quant_vec_dot_edges) {
                                 if (tc->scale_off[s] >= 0)
                                     memcpy(w + b * t->block_bytes + tc->scale_off[s], &scales[si], 2);
                         /* activations: all +1, all -1, alternating: Q8A codes +-127 */
-                        for (int i = 0; i < N; i++) x[i] = sign == 0 ? 1.0f : sign == 1 ? -1.0f : (i % 2 ? 1.0f : -1.0f);
+                        for (int i = 0; i < N; i++)
+                            x[i] = sign == 0 ? 1.0f : sign == 1 ? -1.0f : (i % 2 ? 1.0f : -1.0f);
                         quant_q8a_quantize(x, xq, N);
                         const DotCheck c = check_dot(tc->type, w, x, xq, N);
                         if (!(fabs(c.got - c.want_q) <= c.tol_q))
-                            FAIL("%s %s fill 0x%02x scale 0x%04x act %d: vec_dot %.9g, reference %.9g (tol %.3g)",
-                                 pname, quant_name(tc->type), fills[fi], scales[si], sign, c.got, c.want_q, c.tol_q);
+                            FAIL("%s %s fill 0x%02x scale 0x%04x act %d: vec_dot %.9g, reference %.9g (tol "
+                                 "%.3g)",
+                                 pname, quant_name(tc->type), fills[fi], scales[si], sign, c.got, c.want_q,
+                                 c.tol_q);
                     }
             /* NaN and inf scales: any result, no crash */
             static const uint16_t bad[] = {0x7E00, 0x7C00, 0xFC00, 0x7BFF};
@@ -460,7 +485,8 @@ TEST(quant_vec_dot_edges) {
                 for (size_t i = 0; i < rb; i++) w[i] = (uint8_t)rng_u64();
                 for (int64_t b = 0; b < N / t->block_elems; b++)
                     for (int s = 0; s < 2; s++)
-                        if (tc->scale_off[s] >= 0) memcpy(w + b * t->block_bytes + tc->scale_off[s], &bad[si], 2);
+                        if (tc->scale_off[s] >= 0)
+                            memcpy(w + b * t->block_bytes + tc->scale_off[s], &bad[si], 2);
                 volatile float r = quant_vec_dot(tc->type, w, x, xq, N);
                 (void)r;
                 float y[N];

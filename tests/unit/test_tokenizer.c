@@ -171,8 +171,8 @@ TEST(tokenizer_byte_table_both_ways) {
         int32_t out[4];
         char one[1] = {(char)b};
         int64_t k = tokenizer_encode(l.t, one, 1, TOKENIZE_NO_NORMALIZE, out, 4);
-        if (k != 1 || out[0] != id) FAIL("byte 0x%02x encodes to %lld tokens, first %d, expected [%d]", b, (long long)k,
-                                         out[0], id);
+        if (k != 1 || out[0] != id)
+            FAIL("byte 0x%02x encodes to %lld tokens, first %d, expected [%d]", b, (long long)k, out[0], id);
     }
     /* the two everyone checks: space is Ġ, newline is Ċ */
     ASSERT_EQ_INT(tokenizer_find(l.t, "\xC4\xA0", 2), 220);
@@ -279,12 +279,12 @@ static int32_t byte_token(const Tokenizer *t, unsigned b) {
     return tokenizer_find(t, text, put_utf8(text, ref_byte_cp(b)));
 }
 
-#define PUSH_EXPECT(d, id, want)                                                                           \
-    do {                                                                                                   \
-        size_t n_;                                                                                         \
-        const char *p_ = token_decoder_push(d, id, &n_);                                                   \
-        if (n_ != strlen(want) || memcmp(p_, want, n_)) FAIL("push %d: got \"%.*s\" (%zu bytes), want \"%s\"", \
-                                                             (int)(id), (int)n_, p_, n_, want);            \
+#define PUSH_EXPECT(d, id, want)                                                                             \
+    do {                                                                                                     \
+        size_t n_;                                                                                           \
+        const char *p_ = token_decoder_push(d, id, &n_);                                                     \
+        if (n_ != strlen(want) || memcmp(p_, want, n_))                                                      \
+            FAIL("push %d: got \"%.*s\" (%zu bytes), want \"%s\"", (int)(id), (int)n_, p_, n_, want);        \
     } while (0)
 
 TEST(tokenizer_stream_holds_back_split_emoji) {
@@ -314,7 +314,9 @@ TEST(tokenizer_stream_holds_back_split_emoji) {
     /* a sequence that cannot complete: U+FFFD once it is known, then the byte that broke it */
     PUSH_EXPECT(&d, byte_token(l.t, 0xE4), "");
     PUSH_EXPECT(&d, byte_token(l.t, 0xB8), "");
-    PUSH_EXPECT(&d, tokenizer_find(l.t, "a", 1), "\xEF\xBF\xBD" "a");
+    PUSH_EXPECT(&d, tokenizer_find(l.t, "a", 1),
+                "\xEF\xBF\xBD"
+                "a");
     PUSH_EXPECT(&d, byte_token(l.t, 0xFF), "\xEF\xBF\xBD");
     PUSH_EXPECT(&d, byte_token(l.t, 0x80), "\xEF\xBF\xBD");
     PUSH_EXPECT(&d, byte_token(l.t, 0xE0), "");
@@ -346,8 +348,8 @@ TEST(tokenizer_qwen2_normalizes_nfc) {
     Loaded l;
     if (!load_model(&l, QWEN)) return;
     int32_t a[8], b[8], c[8];
-    int na = encode(l.t, "caf\xC3\xA9", 0, a, 8);   /* é precomposed */
-    int nb = encode(l.t, "cafe\xCC\x81", 0, b, 8);  /* e + combining acute */
+    int na = encode(l.t, "caf\xC3\xA9", 0, a, 8);  /* é precomposed */
+    int nb = encode(l.t, "cafe\xCC\x81", 0, b, 8); /* e + combining acute */
     int nc = encode(l.t, "cafe\xCC\x81", TOKENIZE_NO_NORMALIZE, c, 8);
     ASSERT(na > 0 && na == nb);
     ASSERT(!memcmp(a, b, (size_t)na * sizeof *a));
@@ -403,8 +405,9 @@ typedef struct ThreadJob {
 } ThreadJob;
 
 static const char *thread_text(int i) {
-    static const char *const texts[] = {"Hello world", "naïve café", "你好，世界", "int main(void) { return 0; }",
-                                        "e\xCC\x81\xCC\xA3 x", "   spaces   ", "😀👍🏽", "'s 'LL 123456"};
+    static const char *const texts[] = {
+        "Hello world",         "naïve café",   "你好，世界",   "int main(void) { return 0; }",
+        "e\xCC\x81\xCC\xA3 x", "   spaces   ", "😀👍🏽", "'s 'LL 123456"};
     return texts[i % 8];
 }
 
@@ -414,8 +417,10 @@ static void *thread_main(void *arg) {
         for (int i = 0; i < 64; i++) {
             int32_t tmp[64];
             int64_t n = tokenizer_encode(j->t, thread_text(i), strlen(thread_text(i)), 0, tmp, 64);
-            if (r == 0) j->n[i] = (int)n, memcpy(j->ids[i], tmp, sizeof tmp);
-            else if (n != j->n[i] || memcmp(tmp, j->ids[i], (size_t)n * sizeof *tmp)) j->n[i] = -1;
+            if (r == 0)
+                j->n[i] = (int)n, memcpy(j->ids[i], tmp, sizeof tmp);
+            else if (n != j->n[i] || memcmp(tmp, j->ids[i], (size_t)n * sizeof *tmp))
+                j->n[i] = -1;
         }
     return NULL;
 }
@@ -448,8 +453,10 @@ static void expect_load_error(GB *g, const char *needle) {
     Tokenizer *t = NULL;
     char err[256] = "";
     int rc = gb_load(g, &f, &t, err, sizeof err);
-    if (rc != TOKENIZER_EFORMAT || t) test_fail_at(__FILE__, __LINE__, "load gave %d, want TOKENIZER_EFORMAT (%s)", rc, err);
-    else if (!strstr(err, needle)) test_fail_at(__FILE__, __LINE__, "message \"%s\" lacks \"%s\"", err, needle);
+    if (rc != TOKENIZER_EFORMAT || t)
+        test_fail_at(__FILE__, __LINE__, "load gave %d, want TOKENIZER_EFORMAT (%s)", rc, err);
+    else if (!strstr(err, needle))
+        test_fail_at(__FILE__, __LINE__, "message \"%s\" lacks \"%s\"", err, needle);
     tokenizer_free(t);
     gguf_close(f);
 }

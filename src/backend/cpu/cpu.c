@@ -38,6 +38,8 @@ typedef struct CpuBackend {
     float *hb, *hb2;          /* (T, hidden_dim) FFN gate and up */
     float *proj;              /* (T, dim) a branch's output before the residual add */
     BlockQ8A *xq;             /* (T, max(dim, q_dim, hidden_dim) / 32) quantized product input */
+    float *wrow;              /* (n_threads, max(dim, q_dim, hidden_dim)) dequantized weight rows (exact mode) */
+    int widest_in;
     float *att;               /* (n_threads, n_pages * page_size) attention scores */
 } CpuBackend;
 
@@ -49,6 +51,7 @@ static int is_float_type(uint32_t t) {
 }
 
 typedef struct MatmulJob {
+    const CpuBackend *s;
     float *y;           /* (T, rows) */
     const float *x;     /* (T, cols) */
     const BlockQ8A *xq; /* (T, cols/32) or NULL */
@@ -56,6 +59,30 @@ typedef struct MatmulJob {
     int T;
     size_t row_bytes;
 } MatmulJob;
+
+/* fp32 dot with 8 independent partial sums (vectorizable), combined in double. */
+static float dot_f32(const float *a, const float *b, int64_t n) {
+    float acc[8] = {0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int u = 0; u < 8; u++) acc[u] += a[k + u] * b[k + u];
+    double sum = 0;
+    for (int u = 0; u < 8; u++) sum += acc[u];
+    for (; k < n; k++) sum += (double)a[k] * b[k];
+    return (float)sum;
+}
+
+/* Exact mode: each weight row dequantized to fp32 and dotted with the fp32 activations. */
+static void matmul_exact_task(void *ctx, int i, int thread) {
+    const MatmulJob *j = ctx;
+    const int64_t rows = j->w->ne[1], cols = j->w->ne[0];
+    const int64_t r0 = (int64_t)i * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < rows ? r0 + ROWS_PER_TASK : rows;
+    float *wr = j->s->wrow + (size_t)thread * j->s->widest_in;
+    for (int64_t r = r0; r < r1; r++) {
+        quant_dequantize_row(j->w->type, (const uint8_t *)j->w->data + r * j->row_bytes, wr, cols);
+        for (int t = 0; t < j->T; t++) j->y[(size_t)t * rows + r] = dot_f32(wr, j->x + (size_t)t * cols, cols);
+    }
+}
 
 static void matmul_task(void *ctx, int i, int thread) {
     (void)thread;
@@ -85,14 +112,16 @@ static void quantize_task(void *ctx, int t, int thread) {
 
 /* Quantize x (T, cols) into s->xq when some weight will need it. */
 static void quantize_input(CpuBackend *s, const float *x, int T, int64_t cols) {
+    if (s->base.opt.exact) return;
     QuantizeJob j = {x, s->xq, cols};
     pool_for(s->pool, T, quantize_task, &j);
 }
 
 /* y (T, rows) = x (T, cols) @ W^T, with x already quantized into s->xq when W is quantized. */
 static void matmul(CpuBackend *s, float *y, const float *x, const Tensor *w, int T) {
-    MatmulJob j = {y, x, is_float_type(w->type) ? NULL : s->xq, w, T, w->nbytes / (size_t)w->ne[1]};
-    pool_for(s->pool, (int)((w->ne[1] + ROWS_PER_TASK - 1) / ROWS_PER_TASK), matmul_task, &j);
+    MatmulJob j = {s, y, x, is_float_type(w->type) ? NULL : s->xq, w, T, w->nbytes / (size_t)w->ne[1]};
+    pool_for(s->pool, (int)((w->ne[1] + ROWS_PER_TASK - 1) / ROWS_PER_TASK),
+             s->base.opt.exact ? matmul_exact_task : matmul_task, &j);
 }
 
 static void add_bias(float *y, const Tensor *b, int T) {
@@ -261,6 +290,7 @@ static void cpu_free(Backend *base) {
     free(s->proj);
     free(s->xq);
     free(s->att);
+    free(s->wrow);
     free(s);
 }
 
@@ -330,8 +360,10 @@ Backend *backend_cpu_create(const Config *c, const Weights *w, const BackendOpti
     s->xq = calloc(T * (widest_in / QK8A + 1), sizeof *s->xq);
     scratch += T * (widest_in / QK8A + 1) * sizeof *s->xq;
     s->att = alloc_floats((size_t)n_threads * opt->n_pages * opt->page_size, &scratch);
+    s->widest_in = (int)widest_in;
+    s->wrow = alloc_floats((size_t)n_threads * widest_in, &scratch);
     if (!s->pool || !s->inv_freq || !s->k_store || !s->v_store || !s->x || !s->xb || !s->q || !s->k || !s->v ||
-        !s->hb || !s->hb2 || !s->proj || !s->xq || !s->att) {
+        !s->hb || !s->hb2 || !s->proj || !s->xq || !s->att || !s->wrow) {
         snprintf(err, errlen, "out of memory: the CPU backend needs %zu bytes of KV store and %zu of scratch", kv,
                  scratch);
         cpu_free(&s->base);

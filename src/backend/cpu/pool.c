@@ -6,10 +6,18 @@
 #include "pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #define SPIN_ITERS 20000
+
+/* A spin-wait hint: lets an SMT sibling run, saves power. */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 struct Pool {
     int n_threads;
@@ -46,7 +54,10 @@ static void *worker_main(void *arg) {
     for (;;) {
         int spins = 0;
         while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen && !atomic_load(&p->quit)) {
-            if (++spins < SPIN_ITERS) continue;
+            if (++spins < SPIN_ITERS) {
+                cpu_relax();
+                continue;
+            }
             pthread_mutex_lock(&p->mu);
             while (atomic_load(&p->generation) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->wake, &p->mu);
             pthread_mutex_unlock(&p->mu);
@@ -117,6 +128,9 @@ void pool_for(Pool *p, int n, void (*fn)(void *ctx, int i, int thread), void *ct
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     run_items(p, 0);
-    while (atomic_load_explicit(&p->busy, memory_order_acquire) > 0) {
+    /* wait for the workers to check out; yield now and then in case one was preempted */
+    for (int spins = 0; atomic_load_explicit(&p->busy, memory_order_acquire) > 0; spins++) {
+        cpu_relax();
+        if (spins % 1024 == 1023) sched_yield();
     }
 }

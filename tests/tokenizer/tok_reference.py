@@ -1,7 +1,7 @@
 """Hugging Face `tokenizers` references for orcd's tokenizer (tests and bench/tokenizer.py).
 
   qwen(path)              the Qwen tokenizer.json (shared/data/qwen-tokenizer.json.gz)
-  smollm(meta)            SmolLM2's tokenizer rebuilt from a GGUF's metadata (gguf_meta.read_metadata):
+  smollm(meta)            SmolLM2's tokenizer rebuilt from a GGUF's metadata (tok_gguf.read_metadata):
                           its vocabulary and merges, Digits(individual) then ByteLevel with the GPT-2 regex
                           (what SmolLM2's tokenizer.json and llama.cpp's "smollm" pre-tokenizer do), no
                           normalizer, control tokens as special added tokens
