@@ -312,7 +312,7 @@ static void finish(Engine *e, int s, StopReason reason, int code, const char *ms
         log_warn("request %llu: out of memory for the final %zu bytes", (unsigned long long)sl->req.id, flen);
     double t = now_ms();
     EngineDone d = {.reason = reason, .error_code = code, .error = msg,
-                    .tail = reason == STOP_STRING ? NULL : sl->pending,
+                    .tail = reason == STOP_STRING ? "" : sl->pending,
                     .tail_len = reason == STOP_STRING ? 0 : sl->pending_len, .n_prompt = sl->req.r.n_prompt,
                     .n_generated = sl->n_generated, .queue_ms = sl->t_admit - sl->req.t_submit,
                     .prefill_ms = (sl->t_first ? sl->t_first : t) - sl->t_admit,
@@ -337,7 +337,7 @@ static void finish(Engine *e, int s, StopReason reason, int code, const char *ms
 
 /* A queued request that never ran (cancelled while waiting). */
 static void finish_queued(Req *q, StopReason reason) {
-    EngineDone d = {.reason = reason, .n_prompt = q->r.n_prompt, .queue_ms = now_ms() - q->t_submit};
+    EngineDone d = {.reason = reason, .tail = "", .n_prompt = q->r.n_prompt, .queue_ms = now_ms() - q->t_submit};
     if (q->r.on_done) q->r.on_done(q->r.user, &d);
     req_free(q);
 }

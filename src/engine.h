@@ -73,7 +73,8 @@ typedef struct EngineDone {
     StopReason reason;
     int error_code;        /* ENGINE_ERR_* when reason is STOP_ERROR */
     const char *error;     /* message when reason is STOP_ERROR */
-    const char *tail;      /* text held back by the decoder or a stop-string prefix, released at the end */
+    const char *tail;      /* text held back by the decoder or a stop-string prefix, released at the end
+                              (never NULL; empty after a stop string) */
     size_t tail_len;
     int n_prompt, n_generated;
     double queue_ms;       /* submit to admission */

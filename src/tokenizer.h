@@ -59,16 +59,17 @@ typedef enum TokenType {
     TOKEN_BYTE = 6,
 } TokenType;
 
-/* encode flags */
-#define TOKENIZE_PARSE_SPECIAL 1u /* match control and user-defined token texts as single tokens */
-#define TOKENIZE_ADD_BOS                                                                                     \
-    2u                           /* prepend BOS if the model asks (add_bos_token) and the text does not      \
-                                    already start with it (with TOKENIZE_PARSE_SPECIAL) */
-#define TOKENIZE_NO_NORMALIZE 4u /* skip the model's normalization: ids follow the bytes exactly */
+/* encode flags:
+ *  TOKENIZE_PARSE_SPECIAL  match control and user-defined token texts as single tokens
+ *  TOKENIZE_ADD_BOS        prepend BOS if the model asks for it (add_bos_token) and the text does not
+ *                          already start with it (as a special token, with TOKENIZE_PARSE_SPECIAL)
+ *  TOKENIZE_NO_NORMALIZE   skip the model's normalization: ids follow the bytes exactly */
+#define TOKENIZE_PARSE_SPECIAL 1u
+#define TOKENIZE_ADD_BOS       2u
+#define TOKENIZE_NO_NORMALIZE  4u
 
-/* decode flags */
-#define TOKENIZER_DECODE_SPECIAL                                                                             \
-    1u /* write control (and unknown) tokens' text; by default they decode to "" */
+/* decode flag: write control (and unknown) tokens' text; by default they decode to "" */
+#define TOKENIZER_DECODE_SPECIAL 1u
 
 /* Build the tokenizer from f's metadata. It copies what it needs: f may be closed afterwards. On failure
  * returns TOKENIZER_EFORMAT or TOKENIZER_ENOMEM, writes a message (what was expected, what was found) to

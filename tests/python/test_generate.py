@@ -87,7 +87,7 @@ def test_same_seed_same_tokens(orcd_bin, default_model):
 BAD = [
     (["-m", "/nonexistent.gguf", "-p", "hi"], "No such file"),
     (["-p", "hi"], "expected -m MODEL"),
-    (["-m", "{model}"], "one of -p PROMPT or -f FILE"),
+    (["-m", "{model}"], "one of -p PROMPT, -f FILE or --ids IDS"),
     (["-m", "{model}", "-p", ""], "the prompt is empty"),
     (["-m", "{model}", "-p", "hi", "-n", "0"], "-n: expected"),
     (["-m", "{model}", "-p", "hi", "-n", "-3"], "-n: expected"),
