@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 #define ROWS_PER_TASK 16
+#ifndef TASKS_PER_THREAD
+#define TASKS_PER_THREAD 8
+#endif
 
 typedef struct CpuBackend {
     Backend base;
@@ -46,20 +49,6 @@ typedef struct CpuBackend {
 /* ---------------------------------------------------------------------------------------------------- */
 /* matrix products */
 
-static int is_float_type(uint32_t t) {
-    return t == QT_F32 || t == QT_F16 || t == QT_BF16;
-}
-
-typedef struct MatmulJob {
-    const CpuBackend *s;
-    float *y;           /* (T, rows) */
-    const float *x;     /* (T, cols) */
-    const BlockQ8A *xq; /* (T, cols/32) or NULL */
-    const Tensor *w;    /* (cols, rows) */
-    int T;
-    size_t row_bytes;
-} MatmulJob;
-
 /* fp32 dot with 8 independent partial sums (vectorizable), combined in double. */
 static float dot_f32(const float *a, const float *b, int64_t n) {
     float acc[8] = {0};
@@ -72,11 +61,27 @@ static float dot_f32(const float *a, const float *b, int64_t n) {
     return (float)sum;
 }
 
+static int is_float_type(uint32_t t) {
+    return t == QT_F32 || t == QT_F16 || t == QT_BF16;
+}
+
+typedef struct MatmulJob {
+    const CpuBackend *s;
+    int64_t rows_per_task;
+    float *y;           /* (T, rows) */
+    const float *x;     /* (T, cols) */
+    const BlockQ8A *xq; /* (T, cols/32) or NULL */
+    const Tensor *w;    /* (cols, rows) */
+    int T;
+    size_t row_bytes;
+} MatmulJob;
+
+
 /* Exact mode: each weight row dequantized to fp32 and dotted with the fp32 activations. */
 static void matmul_exact_task(void *ctx, int i, int thread) {
     const MatmulJob *j = ctx;
     const int64_t rows = j->w->ne[1], cols = j->w->ne[0];
-    const int64_t r0 = (int64_t)i * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < rows ? r0 + ROWS_PER_TASK : rows;
+    const int64_t r0 = (int64_t)i * j->rows_per_task, r1 = r0 + j->rows_per_task < rows ? r0 + j->rows_per_task : rows;
     float *wr = j->s->wrow + (size_t)thread * j->s->widest_in;
     for (int64_t r = r0; r < r1; r++) {
         quant_dequantize_row(j->w->type, (const uint8_t *)j->w->data + r * j->row_bytes, wr, cols);
@@ -88,13 +93,17 @@ static void matmul_task(void *ctx, int i, int thread) {
     (void)thread;
     const MatmulJob *j = ctx;
     const int64_t rows = j->w->ne[1], cols = j->w->ne[0];
-    const int64_t r0 = (int64_t)i * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < rows ? r0 + ROWS_PER_TASK : rows;
+    const int64_t r0 = (int64_t)i * j->rows_per_task, r1 = r0 + j->rows_per_task < rows ? r0 + j->rows_per_task : rows;
     const uint8_t *base = j->w->data;
-    for (int t = 0; t < j->T; t++) {
-        const float *x = j->x + (size_t)t * cols;
-        const BlockQ8A *xq = j->xq ? j->xq + (size_t)t * (cols / QK8A) : NULL;
-        float *y = j->y + (size_t)t * rows;
-        for (int64_t r = r0; r < r1; r++) y[r] = quant_vec_dot(j->w->type, base + r * j->row_bytes, x, xq, cols);
+    /* blocks of ROWS_PER_TASK rows stay in L1 while every entry of the batch passes over them */
+    for (int64_t rb = r0; rb < r1; rb += ROWS_PER_TASK) {
+        const int64_t re = rb + ROWS_PER_TASK < r1 ? rb + ROWS_PER_TASK : r1;
+        for (int t = 0; t < j->T; t++) {
+            const float *x = j->x + (size_t)t * cols;
+            const BlockQ8A *xq = j->xq ? j->xq + (size_t)t * (cols / QK8A) : NULL;
+            float *y = j->y + (size_t)t * rows;
+            for (int64_t r = rb; r < re; r++) y[r] = quant_vec_dot(j->w->type, base + r * j->row_bytes, x, xq, cols);
+        }
     }
 }
 
@@ -119,8 +128,12 @@ static void quantize_input(CpuBackend *s, const float *x, int T, int64_t cols) {
 
 /* y (T, rows) = x (T, cols) @ W^T, with x already quantized into s->xq when W is quantized. */
 static void matmul(CpuBackend *s, float *y, const float *x, const Tensor *w, int T) {
-    MatmulJob j = {s, y, x, is_float_type(w->type) ? NULL : s->xq, w, T, w->nbytes / (size_t)w->ne[1]};
-    pool_for(s->pool, (int)((w->ne[1] + ROWS_PER_TASK - 1) / ROWS_PER_TASK),
+    /* contiguous chunks: at least ROWS_PER_TASK rows, about TASKS_PER_THREAD per thread, so that each
+     * thread streams long runs of the weight (prefetch-friendly) and the load still balances */
+    int64_t rpt = w->ne[1] / ((int64_t)pool_threads(s->pool) * TASKS_PER_THREAD);
+    if (rpt < ROWS_PER_TASK) rpt = ROWS_PER_TASK;
+    MatmulJob j = {s, rpt, y, x, is_float_type(w->type) ? NULL : s->xq, w, T, w->nbytes / (size_t)w->ne[1]};
+    pool_for(s->pool, (int)((w->ne[1] + rpt - 1) / rpt),
              s->base.opt.exact ? matmul_exact_task : matmul_task, &j);
 }
 
@@ -145,30 +158,33 @@ static size_t kv_offset(const CpuBackend *s, const KVPages *kv, int l, int seq, 
             (size_t)(pos % s->base.opt.page_size)) * (size_t)s->kv_dim;
 }
 
-/* One (entry, head): softmax(q k^T / sqrt(head_dim)) v over positions 0..pos of the entry's sequence. */
+/* One (entry, head): softmax(q k^T / sqrt(head_dim)) v over positions 0..pos of the entry's sequence,
+ * walking the sequence's pages (each page holds page_size consecutive positions). */
 static void attn_task(void *ctx, int item, int thread) {
     const AttnJob *j = ctx;
     CpuBackend *s = j->s;
     const Config *c = s->c;
-    int i = item / c->n_heads, h = item % c->n_heads;
-    int kvh = h / (c->n_heads / c->n_kv_heads), hd = c->head_dim;
-    int seq = j->batch->seq[i], pos = j->batch->pos[i];
+    const int i = item / c->n_heads, h = item % c->n_heads;
+    const int kvh = h / (c->n_heads / c->n_kv_heads), hd = c->head_dim, P = s->base.opt.page_size;
+    const int seq = j->batch->seq[i], n = j->batch->pos[i] + 1;
+    const int32_t *pages = j->kv->table + (size_t)seq * j->kv->pages_per_slot;
+    const size_t layer_base = (size_t)j->l * s->base.opt.n_pages * P * s->kv_dim + (size_t)kvh * hd;
     const float *q = s->q + (size_t)i * s->q_dim + (size_t)h * hd;
-    float *sc = s->att + (size_t)thread * s->base.opt.n_pages * s->base.opt.page_size;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int t = 0; t <= pos; t++) {
-        const float *k = s->k_store + kv_offset(s, j->kv, j->l, seq, t) + (size_t)kvh * hd;
-        float dot = 0;
-        for (int d = 0; d < hd; d++) dot += q[d] * k[d];
-        sc[t] = dot * scale;
+    float *sc = s->att + (size_t)thread * s->base.opt.n_pages * P;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int t0 = 0; t0 < n; t0 += P) {
+        const float *k = s->k_store + layer_base + (size_t)pages[t0 / P] * P * s->kv_dim;
+        for (int t = t0; t < n && t < t0 + P; t++, k += s->kv_dim) sc[t] = dot_f32(q, k, hd) * scale;
     }
-    op_softmax(sc, pos + 1);
+    op_softmax(sc, n);
     float *out = s->xb + (size_t)i * s->q_dim + (size_t)h * hd;
     memset(out, 0, (size_t)hd * sizeof *out);
-    for (int t = 0; t <= pos; t++) {
-        const float *v = s->v_store + kv_offset(s, j->kv, j->l, seq, t) + (size_t)kvh * hd;
-        float p = sc[t];
-        for (int d = 0; d < hd; d++) out[d] += p * v[d];
+    for (int t0 = 0; t0 < n; t0 += P) {
+        const float *v = s->v_store + layer_base + (size_t)pages[t0 / P] * P * s->kv_dim;
+        for (int t = t0; t < n && t < t0 + P; t++, v += s->kv_dim) {
+            const float p = sc[t];
+            for (int d = 0; d < hd; d++) out[d] += p * v[d];
+        }
     }
 }
 
