@@ -33,7 +33,8 @@ def generate(orcd_bin, model, *args, timeout=300):
 
 def haiku(orcd_bin, model, minute: int, seed: int):
     word = number_word(minute)
-    prompt = f'Write a haiku (three short lines) that includes the word "{word}". Reply with the haiku only.'
+    prompt = (f'Write a haiku (three short lines) that includes the word "{word}", spelled out in letters. '
+              f'Start the first line with "{word.capitalize()}". Reply with the haiku only.')
     rc, out, err = generate(orcd_bin, model, "--chat", "-p", prompt, "--temp", "0.7", "--seed", str(seed),
                             "-n", "64")
     assert rc == 0, err
@@ -41,6 +42,8 @@ def haiku(orcd_bin, model, minute: int, seed: int):
     return found, word, out
 
 
+@pytest.mark.skipif(os.environ.get("ORCD_SAN") == "1",
+                    reason="model quality, not memory safety: runs in the normal pass (one sampled haiku per CI run)")
 def test_haiku(orcd_bin, default_model):
     """The proof of life: a haiku that contains the current UTC minute as a word, sampled at 0.7 with a seed
     from the clock."""
