@@ -4,8 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: C compiler, make, clang with its runtime (libFuzzer, sanitizers). Run time: libc only.
-DEB_PKGS=(gcc make clang libclang-rt-14-dev)
+# Build: C compiler, make, pkg-config, clang with its runtime (libFuzzer, sanitizers), and the HTTP
+# server's libraries (libmicrohttpd, jansson; their -dev packages pull in the run-time libraries). Run
+# time: libc, libmicrohttpd12, libjansson4. Without the two libraries the Makefile builds orcd without
+# the server (the GPU machine has no apt).
+DEB_PKGS=(gcc make pkg-config clang libclang-rt-14-dev libmicrohttpd-dev libjansson-dev)
 
 missing=()
 for p in "${DEB_PKGS[@]}"; do
