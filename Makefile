@@ -30,16 +30,29 @@ else
   OPT      := -O2 -g
 endif
 
-CFLAGS  := -std=c11 $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -MMD -MP $(SANFLAGS)
-LDFLAGS := $(SANFLAGS)
-LDLIBS  := -lm -lpthread
-
 SRC     := $(sort $(filter-out src/main.c,$(shell find src -name '*.c')))
+
+# The HTTP server (src/server/) needs libmicrohttpd and jansson (tools/deps.sh installs them). Where they
+# are missing (the GPU machine has no apt), orcd is built without it and `orcd serve` says so.
+ifeq ($(origin SERVER),undefined)
+  SERVER := $(shell pkg-config --exists libmicrohttpd jansson 2>/dev/null && echo 1 || echo 0)
+endif
+ifeq ($(SERVER),1)
+  SERVER_CFLAGS := -DORCD_SERVER $(shell pkg-config --cflags libmicrohttpd jansson)
+  SERVER_LIBS   := $(shell pkg-config --libs libmicrohttpd jansson)
+else
+  SRC := $(filter-out src/server/%,$(SRC))
+endif
+
+CFLAGS  := -std=c11 $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -MMD -MP $(SANFLAGS) $(SERVER_CFLAGS)
+LDFLAGS := $(SANFLAGS)
+LDLIBS  := $(SERVER_LIBS) -lm -lpthread
+
 CU_SRC  := $(sort $(shell find src -name '*.cu'))
 TEST_SRC := $(wildcard tests/unit/*.c)
 
 ifeq ($(CUDA),1)
-  CFLAGS   += -DORCD_CUDA
+  CFLAGS   += -DORCD_CUDA -I$(CUDA_HOME)/include -DORCD_CUDA_LIB_DIR='"$(CUDA_HOME)/lib64"'
   NVFLAGS  := -O2 -std=c++17 -Xcompiler -Wall,-Wextra,-Werror $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
   CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
   LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lstdc++
@@ -52,7 +65,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 DEFAULT_MODEL := models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 
-.PHONY: all run test unit pytest fuzz bench deps model format clean
+.PHONY: all run test unit pytest fuzz bench deps model format clean gpu-test
 
 all: $(BUILD)/orcd
 
@@ -83,7 +96,7 @@ model: deps
 # ---- running ----
 
 run: deps model all
-	$(BUILD)/orcd generate -m $(DEFAULT_MODEL) --chat -p "Write a haiku about running a language model on a CPU."
+	$(BUILD)/orcd serve -m $(DEFAULT_MODEL)
 
 # ---- tests ----
 
@@ -106,6 +119,17 @@ test: deps model
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory pytest
 
+# ---- GPU tests (on a machine with a CUDA device; they report as skipped elsewhere) ----
+# Kernel tests against the CPU ops (also under compute-sanitizer's memcheck when it is there), then the
+# whole-model comparisons with the CPU backend (tests/python/test_cuda.py).
+
+SANITIZER ?= $(shell command -v compute-sanitizer 2>/dev/null || { test -x $(CUDA_HOME)/bin/compute-sanitizer && echo $(CUDA_HOME)/bin/compute-sanitizer; })
+
+gpu-test: $(BUILD)/orcd $(BUILD)/unit_tests
+	$(BUILD)/unit_tests cuda
+	$(if $(SANITIZER),$(SANITIZER) --tool memcheck --leak-check full --error-exitcode 1 $(BUILD)/unit_tests cuda)
+	ORCD_BIN=$(BUILD)/orcd ORCD_MODELS=models $(PYTHON) -m pytest -q -rs -s tests/python/test_cuda.py
+
 # ---- benchmarks (programs that print figures; never assertions) ----
 
 $(BUILD)/quant_dot: bench/quant_dot.c src/quant.c $(wildcard src/quant/*.c)
@@ -120,11 +144,14 @@ bench: deps model all $(BUILD)/quant_dot
 
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+ifneq ($(SERVER),1)
+  FUZZ_TARGETS := $(filter-out build/fuzz/fuzz_request,$(FUZZ_TARGETS))
+endif
 
 # Each tests/fuzz/fuzz_NAME.c is one target, linked with every host C source but main.
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $^ -lm -lpthread
+	clang $(FUZZ_CFLAGS) $(SERVER_CFLAGS) -o $@ $^ $(SERVER_LIBS) -lm -lpthread
 
 fuzz: deps $(FUZZ_TARGETS) $(BUILD)/gguf_corpus/manifest.tsv
 	@for t in $(FUZZ_TARGETS); do \

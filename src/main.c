@@ -19,6 +19,7 @@ typedef struct Command {
 } Command;
 
 static const Command COMMANDS[] = {
+    {"serve", cmd_serve, "serve -m MODEL [--port 8080] [--parallel N] ...   the HTTP server (worker + OpenAI APIs)"},
     {"info", cmd_info, "info MODEL.gguf [--meta]   architecture, hyperparameters, tokenizer, tensors"},
     {"generate", cmd_generate, "generate -m MODEL -p PROMPT [--chat] [-n N] ...   stream a continuation"},
     {"chat", cmd_chat, "chat -m MODEL [--system TEXT]   an interactive conversation"},
