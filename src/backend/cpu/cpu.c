@@ -11,6 +11,7 @@
 #include "../../log.h"
 #include "../../quant.h"
 #include "../backend.h"
+#include "attn.h"
 #include "ops.h"
 #include "pool.h"
 
@@ -32,7 +33,7 @@ typedef struct CpuBackend {
     Pool *pool;
     int q_dim, kv_dim;
     float *inv_freq;          /* (rope_dim/2,) */
-    float *k_store, *v_store; /* (n_layers, n_pages, page_size, kv_dim) keys after RoPE, values */
+    float *k_store, *v_store; /* (n_layers, n_pages, n_kv_heads, page_size, head_dim) keys after RoPE, values */
     /* scratch for max_batch = T entries */
     float *x;                 /* (T, dim) residual stream */
     float *xb;                /* (T, max(dim, q_dim)) a branch's normed input, then attention output */
@@ -43,7 +44,8 @@ typedef struct CpuBackend {
     BlockQ8A *xq;             /* (T, max(dim, q_dim, hidden_dim) / 32) quantized product input */
     float *wrow;              /* (n_threads, max(dim, q_dim, hidden_dim)) dequantized weight rows (exact mode) */
     int widest_in;
-    float *att;               /* (n_threads, n_pages * page_size) attention scores */
+    float *att;               /* (n_threads, heads per kv head, n_pages * page_size) attention scores */
+    AttnKernels ak;           /* attention inner loops (AVX2 or portable) */
 } CpuBackend;
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -152,39 +154,42 @@ typedef struct AttnJob {
     int l;
 } AttnJob;
 
+/* Where position pos of sequence seq starts in layer l of the store (kv head 0; kv head h is
+ * h * page_size * head_dim floats further: each head's page is one contiguous run). */
 static size_t kv_offset(const CpuBackend *s, const KVPages *kv, int l, int seq, int pos) {
-    int page = kv->table[(size_t)seq * kv->pages_per_slot + pos / s->base.opt.page_size];
-    return (((size_t)l * s->base.opt.n_pages + (size_t)page) * s->base.opt.page_size +
-            (size_t)(pos % s->base.opt.page_size)) * (size_t)s->kv_dim;
+    const int P = s->base.opt.page_size;
+    int page = kv->table[(size_t)seq * kv->pages_per_slot + pos / P];
+    return ((size_t)l * s->base.opt.n_pages + (size_t)page) * P * s->kv_dim + (size_t)(pos % P) * s->c->head_dim;
 }
 
-/* One (entry, head): softmax(q k^T / sqrt(head_dim)) v over positions 0..pos of the entry's sequence,
- * walking the sequence's pages (each page holds page_size consecutive positions). */
+/* One (entry, kv head): for each query head h of the group sharing that kv head, softmax(q_h k^T /
+ * sqrt(head_dim)) v over positions 0..pos of the entry's sequence, walking the sequence's pages (each page
+ * holds page_size consecutive positions); a page's keys and values are read from memory once for the
+ * whole group. */
 static void attn_task(void *ctx, int item, int thread) {
     const AttnJob *j = ctx;
     CpuBackend *s = j->s;
     const Config *c = s->c;
-    const int i = item / c->n_heads, h = item % c->n_heads;
-    const int kvh = h / (c->n_heads / c->n_kv_heads), hd = c->head_dim, P = s->base.opt.page_size;
-    const int seq = j->batch->seq[i], n = j->batch->pos[i] + 1;
+    const int G = c->n_heads / c->n_kv_heads, i = item / c->n_kv_heads, kvh = item % c->n_kv_heads;
+    const int hd = c->head_dim, P = s->base.opt.page_size, seq = j->batch->seq[i], n = j->batch->pos[i] + 1;
     const int32_t *pages = j->kv->table + (size_t)seq * j->kv->pages_per_slot;
-    const size_t layer_base = (size_t)j->l * s->base.opt.n_pages * P * s->kv_dim + (size_t)kvh * hd;
-    const float *q = s->q + (size_t)i * s->q_dim + (size_t)h * hd;
-    float *sc = s->att + (size_t)thread * s->base.opt.n_pages * P;
+    const size_t layer_base = (size_t)j->l * s->base.opt.n_pages * P * s->kv_dim + (size_t)kvh * P * hd;
+    const size_t sc_len = (size_t)s->base.opt.n_pages * P;
+    const float *q = s->q + (size_t)i * s->q_dim + (size_t)kvh * G * hd;
+    float *sc = s->att + (size_t)thread * G * sc_len, *out = s->xb + (size_t)i * s->q_dim + (size_t)kvh * G * hd;
     const float scale = 1.0f / sqrtf((float)hd);
+    const AttnKernels *ak = &s->ak;
     for (int t0 = 0; t0 < n; t0 += P) {
         const float *k = s->k_store + layer_base + (size_t)pages[t0 / P] * P * s->kv_dim;
-        for (int t = t0; t < n && t < t0 + P; t++, k += s->kv_dim) sc[t] = dot_f32(q, k, hd) * scale;
+        for (int h = 0; h < G; h++)
+            ak->scores(sc + h * sc_len + t0, q + (size_t)h * hd, k, n - t0 < P ? n - t0 : P, hd, hd, scale);
     }
-    op_softmax(sc, n);
-    float *out = s->xb + (size_t)i * s->q_dim + (size_t)h * hd;
-    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int h = 0; h < G; h++) ak->softmax(sc + h * sc_len, n);
+    memset(out, 0, (size_t)G * hd * sizeof *out);
     for (int t0 = 0; t0 < n; t0 += P) {
         const float *v = s->v_store + layer_base + (size_t)pages[t0 / P] * P * s->kv_dim;
-        for (int t = t0; t < n && t < t0 + P; t++, v += s->kv_dim) {
-            const float p = sc[t];
-            for (int d = 0; d < hd; d++) out[d] += p * v[d];
-        }
+        for (int h = 0; h < G; h++)
+            ak->accum(out + (size_t)h * hd, sc + h * sc_len + t0, v, n - t0 < P ? n - t0 : P, hd, hd);
     }
 }
 
@@ -249,12 +254,15 @@ static int cpu_forward(Backend *base, const Batch *b, const KVPages *kv, float *
             float *q = s->q + (size_t)i * s->q_dim, *k = s->k + (size_t)i * s->kv_dim;
             op_rope(q, c->n_heads, hd, c->rope_dim, b->pos[i], s->inv_freq, c->arch->rope);
             op_rope(k, c->n_kv_heads, hd, c->rope_dim, b->pos[i], s->inv_freq, c->arch->rope);
-            size_t off = kv_offset(s, kv, l, b->seq[i], b->pos[i]);
-            memcpy(s->k_store + off, k, (size_t)s->kv_dim * sizeof(float));
-            memcpy(s->v_store + off, s->v + (size_t)i * s->kv_dim, (size_t)s->kv_dim * sizeof(float));
+            const size_t off = kv_offset(s, kv, l, b->seq[i], b->pos[i]), head_stride = (size_t)s->base.opt.page_size * hd;
+            for (int h = 0; h < c->n_kv_heads; h++) {
+                memcpy(s->k_store + off + h * head_stride, k + (size_t)h * hd, (size_t)hd * sizeof(float));
+                memcpy(s->v_store + off + h * head_stride, s->v + (size_t)i * s->kv_dim + (size_t)h * hd,
+                       (size_t)hd * sizeof(float));
+            }
         }
         AttnJob aj = {s, b, kv, l};
-        pool_for(s->pool, T * c->n_heads, attn_task, &aj);
+        pool_for(s->pool, T * c->n_kv_heads, attn_task, &aj);
         quantize_input(s, s->xb, T, s->q_dim);
         matmul(s, s->proj, s->xb, &L->wo, T);
         op_add(s->x, s->proj, T * dim);
@@ -375,7 +383,7 @@ Backend *backend_cpu_create(const Config *c, const Weights *w, const BackendOpti
     size_t widest_in = widest > (size_t)c->hidden_dim ? widest : (size_t)c->hidden_dim;
     s->xq = calloc(T * (widest_in / QK8A + 1), sizeof *s->xq);
     scratch += T * (widest_in / QK8A + 1) * sizeof *s->xq;
-    s->att = alloc_floats((size_t)n_threads * opt->n_pages * opt->page_size, &scratch);
+    s->att = alloc_floats((size_t)n_threads * (c->n_heads / c->n_kv_heads) * opt->n_pages * opt->page_size, &scratch);
     s->widest_in = (int)widest_in;
     s->wrow = alloc_floats((size_t)n_threads * widest_in, &scratch);
     if (!s->pool || !s->inv_freq || !s->k_store || !s->v_store || !s->x || !s->xb || !s->q || !s->k || !s->v ||
@@ -386,6 +394,7 @@ Backend *backend_cpu_create(const Config *c, const Weights *w, const BackendOpti
         return NULL;
     }
     op_rope_freqs(s->inv_freq, c->rope_dim, c->rope_theta);
+    s->ak = attn_kernels(0);
     s->base.kv_bytes = kv;
     s->base.scratch_bytes = scratch;
     uint64_t wb = w->token_embd.nbytes + w->output_norm.nbytes + (c->tied_embeddings ? 0 : w->output.nbytes);
