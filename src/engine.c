@@ -59,6 +59,8 @@ struct Engine {
     uint8_t *b_want;   /* (max_batch,) */
     int *b_slot_of_logits; /* (n_slots,) which slot each logits row belongs to */
     float *logits;     /* (n_slots, vocab) */
+    int32_t *b_ids;    /* (n_slots,) greedy choices made by the backend (forward_argmax) */
+    float *b_logprobs; /* (n_slots,) their log-probabilities */
     /* the queue, under mu */
     pthread_mutex_t mu;
     pthread_cond_t work;
@@ -157,10 +159,12 @@ Engine *engine_create(Model *m, const Tokenizer *tok, const EngineOptions *opt, 
     e->b_want = malloc((size_t)o.max_batch);
     e->b_slot_of_logits = malloc((size_t)o.n_slots * sizeof *e->b_slot_of_logits);
     e->logits = malloc((size_t)o.n_slots * e->vocab * sizeof *e->logits);
+    e->b_ids = malloc((size_t)o.n_slots * sizeof *e->b_ids);
+    e->b_logprobs = malloc((size_t)o.n_slots * sizeof *e->b_logprobs);
     e->queue = calloc((size_t)(o.max_queue > 0 ? o.max_queue : 1), sizeof *e->queue);
     e->dropped = calloc((size_t)(o.max_queue > 0 ? o.max_queue : 1), sizeof *e->dropped);
     if (!e->table || !e->free_pages || !e->slots || !e->b_token || !e->b_pos || !e->b_seq || !e->b_want ||
-        !e->b_slot_of_logits || !e->logits || !e->queue || !e->dropped)
+        !e->b_slot_of_logits || !e->logits || !e->b_ids || !e->b_logprobs || !e->queue || !e->dropped)
         goto oom;
     for (int i = 0; i < o.n_slots * e->pages_per_slot; i++) e->table[i] = -1;
     for (int p = 0; p < e->n_pages; p++) e->free_pages[p] = e->n_pages - 1 - p;
@@ -200,7 +204,7 @@ void engine_free(Engine *e) {
     if (e->queue)
         for (int i = 0; i < e->q_len; i++) req_free(&e->queue[(e->q_head + i) % e->opt.max_queue]);
     free(e->slots), free(e->table), free(e->free_pages), free(e->b_token), free(e->b_pos), free(e->b_seq);
-    free(e->b_want), free(e->b_slot_of_logits), free(e->logits), free(e->queue), free(e->cancel_ids);
+    free(e->b_want), free(e->b_slot_of_logits), free(e->logits), free(e->b_ids), free(e->b_logprobs), free(e->queue), free(e->cancel_ids);
     free(e->dropped);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->work);
@@ -491,7 +495,13 @@ int engine_step(Engine *e) {
         Batch b = {n, e->b_token, e->b_pos, e->b_seq, e->b_want, NULL};
         KVPages kv = {e->table, e->pages_per_slot};
         char err[256];
-        if (e->backend->forward(e->backend, &b, &kv, e->logits, err, sizeof err)) {
+        /* when every sequence that samples now is greedy, a backend that can take the argmax itself does,
+         * and only ids cross (the CUDA backend); otherwise logits come back for the sampler */
+        bool greedy = e->backend->forward_argmax != NULL && n_logits > 0;
+        for (int k = 0; k < n_logits && greedy; k++) greedy = sampler_is_greedy(e->slots[e->b_slot_of_logits[k]].sampler);
+        int rc = greedy ? e->backend->forward_argmax(e->backend, &b, &kv, e->b_ids, e->b_logprobs, err, sizeof err)
+                        : e->backend->forward(e->backend, &b, &kv, e->logits, err, sizeof err);
+        if (rc) {
             log_error("forward: %s", err);
             for (int s = 0; s < n_slots; s++)
                 if (e->slots[s].active) finish(e, s, STOP_ERROR, ENGINE_ERR_INTERNAL, err);
@@ -501,7 +511,9 @@ int engine_step(Engine *e) {
                 Slot *sl = &e->slots[s];
                 if (!sl->active) continue;
                 float lp;
-                int32_t tok = sampler_sample(sl->sampler, e->logits + (size_t)k * e->vocab, sl->tokens, sl->n_tokens, &lp);
+                int32_t tok;
+                if (greedy) tok = e->b_ids[k], lp = e->b_logprobs[k];
+                else tok = sampler_sample(sl->sampler, e->logits + (size_t)k * e->vocab, sl->tokens, sl->n_tokens, &lp);
                 if (!sl->t_first) sl->t_first = now_ms();
                 if (tokenizer_is_eog(e->tok, tok) && !sl->req.r.ignore_eog) {
                     finish(e, s, STOP_EOG, 0, NULL);

@@ -156,6 +156,12 @@ static int argmax(const float *x, int n) {
     return best;
 }
 
+int sampler_is_greedy(const Sampler *s) {
+    const SamplerParams *p = &s->p;
+    return p->temperature == 0.0f && p->repetition_penalty == 1.0f && p->frequency_penalty == 0.0f &&
+           p->presence_penalty == 0.0f;
+}
+
 int sampler_sample(Sampler *s, float *logits, const int32_t *history, int n_history, float *logprob) {
     const SamplerParams *p = &s->p;
     const int V = s->vocab;

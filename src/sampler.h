@@ -42,6 +42,10 @@ void sampler_free(Sampler *s);
 /* Start over with new (validated) parameters and seed, keeping the buffers. */
 void sampler_reset(Sampler *s, const SamplerParams *p);
 
+/* Whether sampler_sample would choose the argmax of the raw logits (temperature 0, no penalties): then a
+ * backend may make the choice where the logits are (Backend.forward_argmax). */
+int sampler_is_greedy(const Sampler *s);
+
 /* Choose a token from logits (vocab_size values, modified in place). history: the tokens so far (prompt
  * and generated) for the penalties. *logprob (if not NULL): log-probability of the chosen token under the
  * penalized distribution at temperature 1, before truncation. */

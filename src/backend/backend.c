@@ -43,11 +43,19 @@ Backend *backend_create(const Config *c, const Weights *w, const BackendOptions 
     DeviceInfo dev;
     char why[256];
     BackendKind k = backend_select(opt->gpu_device, opt->force_cpu, &dev, why, sizeof why);
+#ifdef ORCD_CUDA
     if (k == BACKEND_CUDA) {
-        /* TODO: the CUDA backend (its own issue); until then a device still runs the CPU backend. */
-        log_info("backend: cpu (CUDA device %s found, but the CUDA forward is not built yet)", dev.name);
-    } else {
-        log_info("backend: cpu (%s)", why);
+        log_info("backend: cuda (%s, compute %d.%d, %.1f GiB free of %.1f GiB)", dev.name, dev.cc_major, dev.cc_minor,
+                 (double)dev.free_bytes / (1 << 30), (double)dev.total_bytes / (1 << 30));
+        Backend *b = backend_cuda_create(c, w, opt, err, errlen);
+        if (b)
+            log_info("cuda: resident: weights %.1f MiB, KV cache %.1f MiB, scratch %.1f MiB",
+                     (double)b->weight_bytes / (1 << 20), (double)b->kv_bytes / (1 << 20),
+                     (double)b->scratch_bytes / (1 << 20));
+        return b;
     }
+#endif
+    (void)k;
+    log_info("backend: cpu (%s)", why);
     return backend_cpu_create(c, w, opt, err, errlen);
 }

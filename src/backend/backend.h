@@ -63,6 +63,11 @@ struct Backend {
     BackendOptions opt;
     /* Run one batch; logits (n_wanted, vocab_size) in entry order. 0, or -1 with a message in err. */
     int (*forward)(Backend *b, const Batch *batch, const KVPages *kv, float *logits, char *err, size_t errlen);
+    /* Optional (NULL when the backend lacks it): forward, then the greedy choice made where the logits are,
+     * so that only token ids cross to the host: for each entry that wants logits, in entry order, the
+     * first index of the largest logit and its log-probability (softmax at temperature 1). */
+    int (*forward_argmax)(Backend *b, const Batch *batch, const KVPages *kv, int32_t *ids, float *logprobs,
+                          char *err, size_t errlen);
     void (*free)(Backend *b);
     size_t weight_bytes, kv_bytes, scratch_bytes; /* memory held, for reports */
 };
@@ -75,6 +80,12 @@ Backend *backend_create(const Config *c, const Weights *w, const BackendOptions 
 /* The CPU backend itself (backend/cpu/). */
 Backend *backend_cpu_create(const Config *c, const Weights *w, const BackendOptions *opt, char *err,
                             size_t errlen);
+
+/* The CUDA backend (backend/cuda/; only in builds with CUDA): weights uploaded quantized as stored, the KV
+ * store and all scratch in device memory. NULL with a message when the model does not fit (bytes needed
+ * and free), a weight type lacks a kernel, or the driver fails. */
+Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOptions *opt, char *err,
+                             size_t errlen);
 
 /* Which backend a model would get: CUDA device `gpu_device`, or the CPU with `why`. */
 BackendKind backend_select(int gpu_device, int force_cpu, DeviceInfo *dev, char *why, size_t whylen);

@@ -1,0 +1,556 @@
+/*
+ * The CUDA backend: the forward pass of backend/cpu/cpu.c, step for step, on one GPU. The weights are
+ * uploaded once, quantized as the file stores them; the KV store is fp16 in fixed pages; all scratch is
+ * allocated at creation (and the attention partials once the page table's width is known), so a step
+ * allocates nothing.
+ *
+ * Matrix products: fused dequantize-and-dot kernels (kernels.cu) for up to GEMV_MAX_T entries; beyond that
+ * the weight is dequantized to fp16 and multiplied on the tensor cores by cuBLAS (loaded with dlopen at
+ * creation, so the binary starts without it on machines that have no GPU).
+ *
+ * A step whose entries all want logits and fit the GEMV path (decode) is captured once as a CUDA graph per
+ * (entries, attention splits, output kind) and replayed; its inputs (tokens, positions, slots, page table)
+ * are copied in before the launch, and the only sync is reading the result: token ids and their
+ * log-probabilities when the caller asked for the greedy choice (forward_argmax), else the logits.
+ *
+ * Not here: the kernels (kernels.cu), device discovery (cuda_device.cu), scheduling (engine).
+ */
+#ifdef ORCD_CUDA
+
+#include "../../log.h"
+#include "../../quant.h"
+#include "../backend.h"
+#include "cuda_device.h"
+#include "kernels.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GEMV_MAX_T 16   /* entries up to which products use the fused GEMV kernels */
+#define ATTN_CHUNK 64   /* entries per attention launch (bounds the partials buffer) */
+#define MAX_GRAPHS 64
+
+/* ---- cuBLAS, resolved at run time ---- */
+
+typedef struct Cublas {
+    void *lib;
+    cublasHandle_t h;
+    cublasStatus_t (*create)(cublasHandle_t *);
+    cublasStatus_t (*destroy)(cublasHandle_t);
+    cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                              const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
+                              cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+    cublasStatus_t (*sgemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const float *,
+                            const float *, int, const float *, int, const float *, float *, int);
+} Cublas;
+
+#ifndef ORCD_CUDA_LIB_DIR
+#define ORCD_CUDA_LIB_DIR "/usr/local/cuda/lib64"
+#endif
+
+static int cublas_open(Cublas *cb, cudaStream_t stream, char *err, size_t errlen) {
+    const char *names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so", ORCD_CUDA_LIB_DIR "/libcublas.so.13",
+                           ORCD_CUDA_LIB_DIR "/libcublas.so.12", ORCD_CUDA_LIB_DIR "/libcublas.so"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !cb->lib; i++) cb->lib = dlopen(names[i], RTLD_NOW);
+    if (!cb->lib) return snprintf(err, errlen, "cuBLAS not found (libcublas.so in the loader path or %s)", ORCD_CUDA_LIB_DIR), -1;
+    *(void **)&cb->create = dlsym(cb->lib, "cublasCreate_v2");
+    *(void **)&cb->destroy = dlsym(cb->lib, "cublasDestroy_v2");
+    *(void **)&cb->set_stream = dlsym(cb->lib, "cublasSetStream_v2");
+    *(void **)&cb->gemm_ex = dlsym(cb->lib, "cublasGemmEx");
+    *(void **)&cb->sgemm = dlsym(cb->lib, "cublasSgemm_v2");
+    if (!cb->create || !cb->destroy || !cb->set_stream || !cb->gemm_ex || !cb->sgemm)
+        return snprintf(err, errlen, "cuBLAS: a function is missing from the library"), -1;
+    cublasStatus_t st = cb->create(&cb->h);
+    if (st != CUBLAS_STATUS_SUCCESS) return snprintf(err, errlen, "cublasCreate failed (status %d)", (int)st), -1;
+    cb->set_stream(cb->h, stream);
+    return 0;
+}
+
+/* ---- the backend ---- */
+
+typedef struct Graph {
+    int T, splits, argmax;
+    cudaGraphExec_t exec;
+} Graph;
+
+typedef struct CudaLayer {
+    CkMat wq, wk, wv, wo, gate, up, down;
+    const float *attn_norm, *ffn_norm, *bq, *bk, *bv;
+} CudaLayer;
+
+typedef struct CudaBackend {
+    Backend base;
+    const Config *c;
+    cudaStream_t stream;
+    Cublas cb;
+    int q_dim, kv_dim, widest_in, max_batch, n_logits_rows;
+    /* device memory */
+    uint8_t *weights;
+    CkMat embd, output;
+    const float *output_norm;
+    CudaLayer *layers;
+    void *k_store, *v_store;
+    float *x, *xb, *q, *k, *v, *hb, *hb2, *logits, *inv_freq, *lp, *part;
+    void *wtmp, *xh;                /* dequantized weight (fp16 or fp32), fp16 activations */
+    size_t wtmp_bytes;
+    int32_t *d_in, *d_ids;          /* inputs: token, pos, seq, out rows (max_batch each), then the page table */
+    int part_splits, table_ints;    /* attention splits the partials hold; page table entries */
+    /* pinned host staging */
+    int32_t *h_in, *h_ids;
+    float *h_lp;
+    Graph graphs[MAX_GRAPHS];
+    int n_graphs, use_graphs;
+} CudaBackend;
+
+#define CU(call, what)                                                                                    \
+    do {                                                                                                  \
+        cudaError_t e_ = (call);                                                                          \
+        if (e_ != cudaSuccess) return snprintf(err, errlen, "%s: %s", what, cudaGetErrorString(e_)), -1; \
+    } while (0)
+
+/* The step inputs' layout, the same on the host (h_in) and the device (d_in). */
+#define in_token(s, base) (base)
+#define in_pos(s, base) ((base) + (s)->max_batch)
+#define in_seq(s, base) ((base) + 2 * (s)->max_batch)
+#define in_rows(s, base) ((base) + 3 * (s)->max_batch)
+#define in_table(s, base) ((base) + 4 * (s)->max_batch)
+
+static int is_float_type(uint32_t t) {
+    return t == QT_F32 || t == QT_F16 || t == QT_BF16;
+}
+
+/* y (T, rows) = x (T, cols) W^T (+ bias) (+ y). */
+static void matmul(CudaBackend *s, const CkMat *w, const float *x, int T, float *y, const float *bias, int accumulate) {
+    if (T <= GEMV_MAX_T) {
+        ck_gemv(w, x, T, y, bias, accumulate, s->stream);
+        return;
+    }
+    const int m = (int)w->rows, k = (int)w->cols;
+    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    if (w->type == QT_F32 || w->type == QT_BF16) {
+        const float *a = w->data;
+        if (w->type == QT_BF16) {
+            ck_dequant(w, s->wtmp, 0, s->stream);
+            a = s->wtmp;
+        }
+        s->cb.sgemm(s->cb.h, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, a, k, x, k, &beta, y, m);
+    } else {
+        const void *a = w->data;
+        if (w->type != QT_F16) {
+            ck_dequant(w, s->wtmp, 1, s->stream);
+            a = s->wtmp;
+        }
+        ck_to_half(x, s->xh, (size_t)T * k, s->stream);
+        s->cb.gemm_ex(s->cb.h, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, a, CUDA_R_16F, k, s->xh, CUDA_R_16F, k, &beta, y,
+                      CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    }
+    if (bias) ck_add_bias(y, bias, T, m, s->stream);
+}
+
+static int splits_for(int n_positions) {
+    return (n_positions + CK_ATTN_SPLIT - 1) / CK_ATTN_SPLIT;
+}
+
+/* Final norm, LM head (and the greedy choice) for the entries in rows r0 .. r0+n of the wanted list. */
+static void enqueue_head(CudaBackend *s, int r0, int n, int argmax) {
+    const Config *c = s->c;
+    ck_rmsnorm(s->x, in_rows(s, s->d_in) + r0, s->output_norm, s->xb, n, c->dim, c->norm_eps, s->stream);
+    matmul(s, &s->output, s->xb, n, s->logits, NULL, 0);
+    if (argmax) ck_argmax(s->logits, n, c->vocab_size, s->d_ids, s->lp, s->stream);
+}
+
+/* Enqueue the forward of T entries (inputs already in d_in) up to the logits of n_out rows, and the greedy
+ * choice when argmax. attn_splits: the attention grid's split count (>= what the longest entry needs). */
+static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int attn_splits, int pages_per_slot,
+                            float *hidden) {
+    const Config *c = s->c;
+    const int dim = c->dim;
+    int32_t *d_tok = in_token(s, s->d_in), *d_pos = in_pos(s, s->d_in), *d_seq = in_seq(s, s->d_in);
+    ck_embed(&s->embd, d_tok, T, s->x, s->stream);
+    if (hidden) cudaMemcpyAsync(hidden, s->x, (size_t)T * dim * sizeof(float), cudaMemcpyDeviceToHost, s->stream);
+    for (int l = 0; l < c->n_layers; l++) {
+        const CudaLayer *L = &s->layers[l];
+        ck_rmsnorm(s->x, NULL, L->attn_norm, s->xb, T, dim, c->norm_eps, s->stream);
+        matmul(s, &L->wq, s->xb, T, s->q, L->bq, 0);
+        matmul(s, &L->wk, s->xb, T, s->k, L->bk, 0);
+        matmul(s, &L->wv, s->xb, T, s->v, L->bv, 0);
+        for (int t0 = 0; t0 < T; t0 += ATTN_CHUNK) {
+            const int n = T - t0 < ATTN_CHUNK ? T - t0 : ATTN_CHUNK;
+            CkKV kv = {s->k_store, s->v_store, in_table(s, s->d_in), pages_per_slot, s->base.opt.page_size,
+                       s->base.opt.n_pages, d_pos + t0, d_seq + t0};
+            ck_rope_kv(s->q + (size_t)t0 * s->q_dim, s->k + (size_t)t0 * s->kv_dim, s->v + (size_t)t0 * s->kv_dim,
+                       s->inv_freq, n, c->n_heads, c->n_kv_heads, c->head_dim, c->rope_dim, (int)c->arch->rope, &kv,
+                       l, s->stream);
+            ck_attention(s->q + (size_t)t0 * s->q_dim, s->xb + (size_t)t0 * s->q_dim, s->part, attn_splits, n,
+                         c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, s->stream);
+        }
+        matmul(s, &L->wo, s->xb, T, s->x, NULL, 1);
+        ck_rmsnorm(s->x, NULL, L->ffn_norm, s->xb, T, dim, c->norm_eps, s->stream);
+        matmul(s, &L->gate, s->xb, T, s->hb, NULL, 0);
+        matmul(s, &L->up, s->xb, T, s->hb2, NULL, 0);
+        ck_swiglu(s->hb, s->hb2, (size_t)T * c->hidden_dim, s->stream);
+        matmul(s, &L->down, s->hb, T, s->x, NULL, 1);
+        if (hidden)
+            cudaMemcpyAsync(hidden + (size_t)(l + 1) * T * dim, s->x, (size_t)T * dim * sizeof(float),
+                            cudaMemcpyDeviceToHost, s->stream);
+    }
+    if (n_out > 0) enqueue_head(s, 0, n_out, argmax);
+}
+
+static int check_batch(const CudaBackend *s, const Batch *b, const KVPages *kv, char *err, size_t errlen) {
+    const BackendOptions *o = &s->base.opt;
+    if (b->n < 1 || b->n > o->max_batch)
+        return snprintf(err, errlen, "batch of %d entries: expected 1..%d", b->n, o->max_batch), -1;
+    for (int i = 0; i < b->n; i++) {
+        if (b->token[i] < 0 || b->token[i] >= s->c->vocab_size)
+            return snprintf(err, errlen, "token id %d: expected 0..%d", b->token[i], s->c->vocab_size - 1), -1;
+        if (b->seq[i] < 0 || b->seq[i] >= o->n_slots)
+            return snprintf(err, errlen, "sequence slot %d: expected 0..%d", b->seq[i], o->n_slots - 1), -1;
+        if (b->pos[i] < 0 || b->pos[i] >= kv->pages_per_slot * o->page_size)
+            return snprintf(err, errlen, "position %d: expected 0..%d", b->pos[i],
+                            kv->pages_per_slot * o->page_size - 1), -1;
+        for (int t = 0; t <= b->pos[i]; t += o->page_size) {
+            int page = kv->table[(size_t)b->seq[i] * kv->pages_per_slot + t / o->page_size];
+            if (page < 0 || page >= o->n_pages)
+                return snprintf(err, errlen, "slot %d position %d: page %d not in 0..%d", b->seq[i], t, page,
+                                o->n_pages - 1), -1;
+        }
+    }
+    return 0;
+}
+
+/* The attention partials for page tables of this width (once; again only if the width grows). */
+static int ensure_partials(CudaBackend *s, int pages_per_slot, char *err, size_t errlen) {
+    const int splits = splits_for(pages_per_slot * s->base.opt.page_size);
+    const int table_ints = s->base.opt.n_slots * pages_per_slot;
+    if (splits <= s->part_splits && table_ints <= s->table_ints) return 0;
+    cudaStreamSynchronize(s->stream);
+    for (int i = 0; i < s->n_graphs; i++) cudaGraphExecDestroy(s->graphs[i].exec);
+    s->n_graphs = 0;
+    cudaFree(s->part), cudaFree(s->d_in), cudaFreeHost(s->h_in);
+    s->part = NULL, s->d_in = NULL, s->h_in = NULL;
+    const int chunk = s->max_batch < ATTN_CHUNK ? s->max_batch : ATTN_CHUNK;
+    const size_t part = (size_t)chunk * s->c->n_heads * splits * (s->c->head_dim + 2) * sizeof(float);
+    const size_t in = ((size_t)4 * s->max_batch + table_ints) * sizeof(int32_t);
+    CU(cudaMalloc((void **)&s->part, part), "attention partials");
+    CU(cudaMalloc((void **)&s->d_in, in), "step inputs");
+    CU(cudaMallocHost((void **)&s->h_in, in), "pinned step inputs");
+    s->base.scratch_bytes += part + in;
+    s->part_splits = splits;
+    s->table_ints = table_ints;
+    return 0;
+}
+
+static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int argmax, float *logits, int32_t *ids,
+                          float *logprobs, char *err, size_t errlen) {
+    if (check_batch(s, b, kv, err, errlen)) return -1;
+    if (ensure_partials(s, kv->pages_per_slot, err, errlen)) return -1;
+    const int T = b->n;
+    int n_out = 0, max_pos = 0;
+    int32_t *rows = in_rows(s, s->h_in);
+    for (int i = 0; i < T; i++) {
+        if (b->want_logits[i]) rows[n_out++] = i;
+        if (b->pos[i] > max_pos) max_pos = b->pos[i];
+    }
+    memcpy(in_token(s, s->h_in), b->token, (size_t)T * sizeof(int32_t));
+    memcpy(in_pos(s, s->h_in), b->pos, (size_t)T * sizeof(int32_t));
+    memcpy(in_seq(s, s->h_in), b->seq, (size_t)T * sizeof(int32_t));
+    const int table_ints = s->base.opt.n_slots * kv->pages_per_slot;
+    memcpy(in_table(s, s->h_in), kv->table, (size_t)table_ints * sizeof(int32_t));
+    CU(cudaMemcpyAsync(s->d_in, s->h_in, ((size_t)4 * s->max_batch + table_ints) * sizeof(int32_t),
+                       cudaMemcpyHostToDevice, s->stream), "copy step inputs");
+
+    /* decode-like steps run as graphs: splits rounded up to a power of two so few graphs cover all lengths */
+    int splits = 1;
+    while (splits < splits_for(max_pos + 1)) splits *= 2;
+    if (splits > s->part_splits) splits = s->part_splits;
+    /* more wanted rows than the logits buffer holds: the head runs in chunks after the layers */
+    const int chunked = n_out > s->n_logits_rows;
+    const int graphable = s->use_graphs && !b->hidden && n_out == T && T <= GEMV_MAX_T && !chunked;
+    Graph *g = NULL;
+    for (int i = 0; graphable && i < s->n_graphs && !g; i++)
+        if (s->graphs[i].T == T && s->graphs[i].splits == splits && s->graphs[i].argmax == argmax) g = &s->graphs[i];
+    if (!g && graphable && s->n_graphs < MAX_GRAPHS) {
+        cudaGraph_t graph;
+        CU(cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal), "begin graph capture");
+        enqueue_forward(s, T, n_out, argmax, splits, kv->pages_per_slot, NULL);
+        CU(cudaStreamEndCapture(s->stream, &graph), "end graph capture");
+        g = &s->graphs[s->n_graphs];
+        cudaError_t e = cudaGraphInstantiate(&g->exec, graph, 0);
+        cudaGraphDestroy(graph);
+        CU(e, "instantiate graph");
+        g->T = T, g->splits = splits, g->argmax = argmax;
+        s->n_graphs++;
+    }
+    if (g) CU(cudaGraphLaunch(g->exec, s->stream), "launch graph");
+    else enqueue_forward(s, T, chunked ? 0 : n_out, argmax, splits, kv->pages_per_slot, b->hidden);
+
+    if (chunked) {
+        for (int r0 = 0; r0 < n_out; r0 += s->n_logits_rows) {
+            const int n = n_out - r0 < s->n_logits_rows ? n_out - r0 : s->n_logits_rows;
+            enqueue_head(s, r0, n, argmax);
+            if (argmax) {
+                CU(cudaMemcpyAsync(ids + r0, s->d_ids, (size_t)n * sizeof(int32_t), cudaMemcpyDeviceToHost, s->stream), "copy ids");
+                if (logprobs)
+                    CU(cudaMemcpyAsync(logprobs + r0, s->lp, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost, s->stream), "copy logprobs");
+            } else {
+                CU(cudaMemcpyAsync(logits + (size_t)r0 * s->c->vocab_size, s->logits,
+                                   (size_t)n * s->c->vocab_size * sizeof(float), cudaMemcpyDeviceToHost, s->stream), "copy logits");
+            }
+            CU(cudaStreamSynchronize(s->stream), "forward");
+        }
+    } else if (argmax) {
+        CU(cudaMemcpyAsync(s->h_ids, s->d_ids, (size_t)n_out * sizeof(int32_t), cudaMemcpyDeviceToHost, s->stream), "copy ids");
+        CU(cudaMemcpyAsync(s->h_lp, s->lp, (size_t)n_out * sizeof(float), cudaMemcpyDeviceToHost, s->stream), "copy logprobs");
+        CU(cudaStreamSynchronize(s->stream), "forward");
+        memcpy(ids, s->h_ids, (size_t)n_out * sizeof(int32_t));
+        if (logprobs) memcpy(logprobs, s->h_lp, (size_t)n_out * sizeof(float));
+    } else {
+        if (n_out)
+            CU(cudaMemcpyAsync(logits, s->logits, (size_t)n_out * s->c->vocab_size * sizeof(float),
+                               cudaMemcpyDeviceToHost, s->stream), "copy logits");
+        CU(cudaStreamSynchronize(s->stream), "forward");
+    }
+    return 0;
+}
+
+static int cuda_forward(Backend *base, const Batch *b, const KVPages *kv, float *logits, char *err, size_t errlen) {
+    return forward_common((CudaBackend *)base, b, kv, 0, logits, NULL, NULL, err, errlen);
+}
+
+static int cuda_forward_argmax(Backend *base, const Batch *b, const KVPages *kv, int32_t *ids, float *logprobs,
+                               char *err, size_t errlen) {
+    return forward_common((CudaBackend *)base, b, kv, 1, NULL, ids, logprobs, err, errlen);
+}
+
+/* ---- creation ---- */
+
+static void cuda_free(Backend *base) {
+    CudaBackend *s = (CudaBackend *)base;
+    if (!s) return;
+    if (s->stream) cudaStreamSynchronize(s->stream);
+    for (int i = 0; i < s->n_graphs; i++) cudaGraphExecDestroy(s->graphs[i].exec);
+    if (s->cb.h) s->cb.destroy(s->cb.h);
+    if (s->cb.lib) dlclose(s->cb.lib);
+    void *dev[] = {s->weights, s->k_store, s->v_store, s->x, s->xb, s->q, s->k, s->v, s->hb, s->hb2, s->logits,
+                   s->inv_freq, s->lp, s->part, s->wtmp, s->xh, s->d_in, s->d_ids};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
+    cudaFreeHost(s->h_in), cudaFreeHost(s->h_ids), cudaFreeHost(s->h_lp);
+    if (s->stream) cudaStreamDestroy(s->stream);
+    free(s->layers);
+    free(s);
+}
+
+/* Every weight tensor, for sizing and uploading: pointers to the host Tensor and the device CkMat / fp32
+ * pointer it becomes. */
+typedef struct Upload {
+    const Tensor *t;
+    CkMat *mat;          /* a matrix, or */
+    const float **vec;   /* a norm or bias (F32) */
+} Upload;
+
+static size_t align256(size_t n) {
+    return (n + 255) & ~(size_t)255;
+}
+
+static int list_uploads(CudaBackend *s, const Weights *w, Upload *u) {
+    int n = 0;
+    u[n++] = (Upload){&w->token_embd, &s->embd, NULL};
+    u[n++] = (Upload){&w->output_norm, NULL, &s->output_norm};
+    if (w->output.data != w->token_embd.data) u[n++] = (Upload){&w->output, &s->output, NULL};
+    for (int l = 0; l < s->c->n_layers; l++) {
+        const LayerWeights *L = &w->layers[l];
+        CudaLayer *D = &s->layers[l];
+        u[n++] = (Upload){&L->attn_norm, NULL, &D->attn_norm};
+        u[n++] = (Upload){&L->ffn_norm, NULL, &D->ffn_norm};
+        u[n++] = (Upload){&L->wq, &D->wq, NULL};
+        u[n++] = (Upload){&L->wk, &D->wk, NULL};
+        u[n++] = (Upload){&L->wv, &D->wv, NULL};
+        u[n++] = (Upload){&L->wo, &D->wo, NULL};
+        u[n++] = (Upload){&L->w_gate, &D->gate, NULL};
+        u[n++] = (Upload){&L->w_up, &D->up, NULL};
+        u[n++] = (Upload){&L->w_down, &D->down, NULL};
+        if (L->bq.data) {
+            u[n++] = (Upload){&L->bq, NULL, &D->bq};
+            u[n++] = (Upload){&L->bk, NULL, &D->bk};
+            u[n++] = (Upload){&L->bv, NULL, &D->bv};
+        }
+    }
+    return n;
+}
+
+static int check_types(const Upload *u, int n, char *err, size_t errlen) {
+    for (int i = 0; i < n; i++) {
+        if (!u[i].mat) continue;
+        const Tensor *t = u[i].t;
+        if (!ck_type_supported(t->type))
+            return snprintf(err, errlen, "weight type %s is not supported by the CUDA backend", quant_name(t->type)), -1;
+        if (t->ne[0] % 32)
+            return snprintf(err, errlen, "a weight row of %lld values: the CUDA kernels expect a multiple of 32",
+                            (long long)t->ne[0]), -1;
+    }
+    return 0;
+}
+
+static void *dev_alloc(size_t bytes, size_t *total, int *failed) {
+    void *p = NULL;
+    *total += bytes;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) *failed = 1;
+    return p;
+}
+
+static void fmt_gib(char *buf, size_t n, size_t bytes) {
+    snprintf(buf, n, "%.2f GiB", (double)bytes / (1024.0 * 1024.0 * 1024.0));
+}
+
+Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOptions *opt, char *err, size_t errlen) {
+    if (opt->max_batch < 1 || opt->n_slots < 1 || opt->n_pages < 1 || opt->page_size < 1) {
+        snprintf(err, errlen, "backend options: max_batch, n_slots, n_pages and page_size must be >= 1");
+        return NULL;
+    }
+    if (c->head_dim != 64 && c->head_dim != 128 && c->head_dim != 256) {
+        snprintf(err, errlen, "head_dim %d: the CUDA attention handles 64, 128 and 256", c->head_dim);
+        return NULL;
+    }
+    CudaBackend *s = calloc(1, sizeof *s);
+    if (!s) return snprintf(err, errlen, "out of memory"), NULL;
+    s->layers = calloc((size_t)c->n_layers, sizeof *s->layers);
+    Upload *ups = calloc((size_t)c->n_layers * 12 + 3, sizeof *ups);
+    if (!s->layers || !ups) {
+        free(ups), free(s->layers), free(s);
+        return snprintf(err, errlen, "out of memory"), NULL;
+    }
+    s->base.kind = BACKEND_CUDA;
+    s->base.config = c;
+    s->base.opt = *opt;
+    s->base.forward = cuda_forward;
+    s->base.forward_argmax = cuda_forward_argmax;
+    s->base.free = cuda_free;
+    s->c = c;
+    s->q_dim = c->n_heads * c->head_dim;
+    s->kv_dim = c->n_kv_heads * c->head_dim;
+    s->max_batch = opt->max_batch;
+    s->n_logits_rows = opt->max_batch < opt->n_slots ? opt->max_batch : opt->n_slots;
+    const char *g = getenv("ORCD_CUDA_GRAPHS");
+    s->use_graphs = !(g && strcmp(g, "0") == 0);
+    const int n_up = list_uploads(s, w, ups);
+    if (check_types(ups, n_up, err, errlen)) goto fail;
+
+    /* what it needs, against what the device has */
+    size_t weight_bytes = 0, biggest = 0;
+    for (int i = 0; i < n_up; i++) {
+        weight_bytes += align256(ups[i].t->nbytes);
+        if (ups[i].mat) {
+            const size_t e = (size_t)ups[i].t->ne[0] * ups[i].t->ne[1];
+            if (e > biggest) biggest = e;
+        }
+    }
+    const size_t T = (size_t)opt->max_batch, widest = (size_t)(c->dim > s->q_dim ? c->dim : s->q_dim);
+    s->widest_in = (int)(widest > (size_t)c->hidden_dim ? widest : (size_t)c->hidden_dim);
+    const size_t kv_half = (size_t)c->n_layers * opt->n_pages * opt->page_size * s->kv_dim;
+    const size_t kv_bytes = 2 * kv_half * 2;
+    s->wtmp_bytes = opt->max_batch > GEMV_MAX_T ? biggest * 4 : 0;
+    const size_t scratch_est = s->wtmp_bytes + T * s->widest_in * 2 +
+                               sizeof(float) * (T * (c->dim + widest + s->q_dim + 2 * s->kv_dim + 2 * c->hidden_dim) +
+                                                (size_t)s->n_logits_rows * (c->vocab_size + 1));
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        snprintf(err, errlen, "CUDA: cannot read the device's free memory");
+        goto fail;
+    }
+    const size_t need = weight_bytes + kv_bytes + scratch_est + ((size_t)256 << 20) /* cuBLAS, graphs, partials */;
+    if (need > free_b) {
+        char a[32], b2[32], c2[32], d[32], f[32];
+        fmt_gib(a, sizeof a, need), fmt_gib(b2, sizeof b2, weight_bytes), fmt_gib(c2, sizeof c2, kv_bytes);
+        fmt_gib(d, sizeof d, scratch_est), fmt_gib(f, sizeof f, free_b);
+        snprintf(err, errlen,
+                 "out of GPU memory: the model needs %s (%zu bytes: weights %s, KV cache %s, scratch %s) and the "
+                 "device has %s (%zu bytes) free; lower --ctx or --parallel",
+                 a, need, b2, c2, d, f, free_b);
+        goto fail;
+    }
+
+    if (cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking) != cudaSuccess) {
+        snprintf(err, errlen, "CUDA: cannot create a stream");
+        goto fail;
+    }
+    if (cublas_open(&s->cb, s->stream, err, errlen)) goto fail;
+
+    /* the weights, quantized as stored, in one allocation */
+    log_info("cuda: uploading %.1f MiB of weights", (double)weight_bytes / (1 << 20));
+    if (cudaMalloc((void **)&s->weights, weight_bytes) != cudaSuccess) {
+        snprintf(err, errlen, "out of GPU memory: %zu bytes of weights", weight_bytes);
+        goto fail;
+    }
+    size_t off = 0;
+    for (int i = 0; i < n_up; i++) {
+        const Tensor *t = ups[i].t;
+        uint8_t *dst = s->weights + off;
+        if (cudaMemcpy(dst, t->data, t->nbytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+            snprintf(err, errlen, "CUDA: uploading a weight failed");
+            goto fail;
+        }
+        if (ups[i].mat)
+            *ups[i].mat = (CkMat){t->type, dst, t->ne[1], t->ne[0], t->nbytes / (size_t)t->ne[1]};
+        else
+            *ups[i].vec = (const float *)dst;
+        off += align256(t->nbytes);
+    }
+    if (w->output.data == w->token_embd.data) s->output = s->embd;
+
+    int failed = 0;
+    size_t scratch = 0, kv = 0;
+    s->k_store = dev_alloc(kv_half * 2, &kv, &failed);
+    s->v_store = dev_alloc(kv_half * 2, &kv, &failed);
+    s->x = dev_alloc(T * c->dim * sizeof(float), &scratch, &failed);
+    s->xb = dev_alloc(T * widest * sizeof(float), &scratch, &failed);
+    s->q = dev_alloc(T * s->q_dim * sizeof(float), &scratch, &failed);
+    s->k = dev_alloc(T * s->kv_dim * sizeof(float), &scratch, &failed);
+    s->v = dev_alloc(T * s->kv_dim * sizeof(float), &scratch, &failed);
+    s->hb = dev_alloc(T * c->hidden_dim * sizeof(float), &scratch, &failed);
+    s->hb2 = dev_alloc(T * c->hidden_dim * sizeof(float), &scratch, &failed);
+    s->logits = dev_alloc((size_t)s->n_logits_rows * c->vocab_size * sizeof(float), &scratch, &failed);
+    s->lp = dev_alloc((size_t)s->n_logits_rows * sizeof(float), &scratch, &failed);
+    s->d_ids = dev_alloc((size_t)s->n_logits_rows * sizeof(int32_t), &scratch, &failed);
+    s->inv_freq = dev_alloc((size_t)c->rope_dim / 2 * sizeof(float), &scratch, &failed);
+    s->wtmp = dev_alloc(s->wtmp_bytes, &scratch, &failed);
+    s->xh = dev_alloc(T * s->widest_in * 2, &scratch, &failed);
+    if (failed || cudaMallocHost((void **)&s->h_ids, (size_t)s->n_logits_rows * sizeof(int32_t)) != cudaSuccess ||
+        cudaMallocHost((void **)&s->h_lp, (size_t)s->n_logits_rows * sizeof(float)) != cudaSuccess) {
+        snprintf(err, errlen, "out of GPU memory: KV cache %zu bytes, scratch %zu bytes", kv, scratch);
+        goto fail;
+    }
+    cudaMemset(s->k_store, 0, kv_half * 2);
+    cudaMemset(s->v_store, 0, kv_half * 2);
+    float *inv = malloc((size_t)c->rope_dim / 2 * sizeof(float) + 1);
+    if (!inv) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < c->rope_dim / 2; i++) inv[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->rope_dim);
+    cudaMemcpy(s->inv_freq, inv, (size_t)c->rope_dim / 2 * sizeof(float), cudaMemcpyHostToDevice);
+    free(inv);
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) {
+        snprintf(err, errlen, "CUDA: %s", cudaGetErrorString(e));
+        goto fail;
+    }
+    s->base.weight_bytes = weight_bytes;
+    s->base.kv_bytes = kv;
+    s->base.scratch_bytes = scratch;
+    free(ups);
+    return &s->base;
+
+fail:
+    free(ups);
+    cuda_free(&s->base);
+    return NULL;
+}
+
+#endif /* ORCD_CUDA */

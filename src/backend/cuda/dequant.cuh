@@ -1,0 +1,254 @@
+/*
+ * dequant.cuh: the GGUF block layouts on the device, as "units" of 32 consecutive values. Unit u of a row
+ * is values 32u .. 32u+31: a whole block for the 32-value layouts, sub-block u % 8 of super-block u / 8
+ * for the K-quants. Every kernel that reads a weight (GEMV, dequantize-to-fp16 for the tensor cores,
+ * embedding rows) goes through unit_load, so a layout is written once here.
+ *
+ * The layouts are those of ../../quant.h (one header for the CPU and the GPU); the arithmetic follows
+ * src/quant/dequant.c (the reference the kernel tests compare against): scale products first, then
+ * q * scale - min, in fp32.
+ */
+#ifndef ORCD_CUDA_DEQUANT_CUH
+#define ORCD_CUDA_DEQUANT_CUH
+
+#include "../../quant.h"
+
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+__device__ __forceinline__ float h2f(const uint8_t *p) {
+    const uint16_t bits = (uint16_t)(p[0] | p[1] << 8);
+    return __half2float(__ushort_as_half(bits));
+}
+
+/* 16 bytes from a 2-byte aligned address, as four 32-bit words (little endian). */
+__device__ __forceinline__ void load16_a2(const uint8_t *p, uint32_t w[4]) {
+    const uint16_t *h = (const uint16_t *)p;
+#pragma unroll
+    for (int i = 0; i < 4; i++) w[i] = (uint32_t)h[2 * i] | (uint32_t)h[2 * i + 1] << 16;
+}
+
+/* 32 bytes from a 16-byte aligned address. */
+__device__ __forceinline__ void load32_a16(const uint8_t *p, uint32_t w[8]) {
+    const uint4 a = ((const uint4 *)p)[0], b = ((const uint4 *)p)[1];
+    w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+}
+
+__device__ __forceinline__ int byte_of(const uint32_t *w, int i) {
+    return (int)((w[i >> 2] >> (8 * (i & 3))) & 0xFF);
+}
+
+__device__ __forceinline__ void k4_scale_min(const uint8_t *q, int j, float *sc, float *m) {
+    if (j < 4) {
+        *sc = (float)(q[j] & 63);
+        *m = (float)(q[j + 4] & 63);
+    } else {
+        *sc = (float)((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
+        *m = (float)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* Values 32u .. 32u+31 of a row of type T into v. */
+template <int T> __device__ __forceinline__ void unit_load(const uint8_t *row, int u, float v[32]);
+
+template <> __device__ __forceinline__ void unit_load<QT_F32>(const uint8_t *row, int u, float v[32]) {
+    const float4 *p = (const float4 *)(row + (size_t)u * 128);
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const float4 a = p[i];
+        v[4 * i] = a.x, v[4 * i + 1] = a.y, v[4 * i + 2] = a.z, v[4 * i + 3] = a.w;
+    }
+}
+
+template <> __device__ __forceinline__ void unit_load<QT_F16>(const uint8_t *row, int u, float v[32]) {
+    const uint4 *p = (const uint4 *)(row + (size_t)u * 64);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const uint4 a = p[i];
+        const uint32_t w[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const float2 f = __half22float2(*(const __half2 *)&w[k]);
+            v[8 * i + 2 * k] = f.x, v[8 * i + 2 * k + 1] = f.y;
+        }
+    }
+}
+
+template <> __device__ __forceinline__ void unit_load<QT_BF16>(const uint8_t *row, int u, float v[32]) {
+    const uint4 *p = (const uint4 *)(row + (size_t)u * 64);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const uint4 a = p[i];
+        const uint32_t w[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            v[8 * i + 2 * k] = __uint_as_float(w[k] << 16);
+            v[8 * i + 2 * k + 1] = __uint_as_float(w[k] & 0xFFFF0000u);
+        }
+    }
+}
+
+template <> __device__ __forceinline__ void unit_load<QT_Q4_0>(const uint8_t *row, int u, float v[32]) {
+    const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_0);
+    const float d = h2f(b);
+    uint32_t w[4];
+    load16_a2(b + 2, w);
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        const int q = byte_of(w, j);
+        v[j] = d * (float)((q & 0x0F) - 8);
+        v[j + 16] = d * (float)((q >> 4) - 8);
+    }
+}
+
+template <> __device__ __forceinline__ void unit_load<QT_Q4_1>(const uint8_t *row, int u, float v[32]) {
+    const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_1);
+    const float d = h2f(b), m = h2f(b + 2);
+    uint32_t w[4];
+    load16_a2(b + 4, w);
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        const int q = byte_of(w, j);
+        v[j] = d * (float)(q & 0x0F) + m;
+        v[j + 16] = d * (float)(q >> 4) + m;
+    }
+}
+
+template <> __device__ __forceinline__ void unit_load<QT_Q5_0>(const uint8_t *row, int u, float v[32]) {
+    const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_0);
+    const float d = h2f(b);
+    const uint32_t qh = (uint32_t)(b[2] | b[3] << 8) | (uint32_t)(b[4] | b[5] << 8) << 16;
+    uint32_t w[4];
+    load16_a2(b + 6, w);
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        const int q = byte_of(w, j);
+        const int q0 = (q & 0x0F) | (int)((qh >> j) & 1) << 4;
+        const int q1 = (q >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        v[j] = d * (float)(q0 - 16);
+        v[j + 16] = d * (float)(q1 - 16);
+    }
+}
+
+template <> __device__ __forceinline__ void unit_load<QT_Q5_1>(const uint8_t *row, int u, float v[32]) {
+    const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_1);
+    const float d = h2f(b), m = h2f(b + 2);
+    const uint32_t qh = (uint32_t)(b[4] | b[5] << 8) | (uint32_t)(b[6] | b[7] << 8) << 16;
+    uint32_t w[4];
+    load16_a2(b + 8, w);
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        const int q = byte_of(w, j);
+        const int q0 = (q & 0x0F) | (int)((qh >> j) & 1) << 4;
+        const int q1 = (q >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        v[j] = d * (float)q0 + m;
+        v[j + 16] = d * (float)q1 + m;
+    }
+}
+
+template <> __device__ __forceinline__ void unit_load<QT_Q8_0>(const uint8_t *row, int u, float v[32]) {
+    const uint8_t *b = row + (size_t)u * sizeof(BlockQ8_0);
+    const float d = h2f(b);
+    uint32_t w[8];
+    load16_a2(b + 2, w);
+    load16_a2(b + 18, w + 4);
+#pragma unroll
+    for (int j = 0; j < 32; j++) v[j] = d * (float)(int8_t)byte_of(w, j);
+}
+
+/* K-quants: sub-block j = u % 8 of super-block u / 8. */
+template <> __device__ __forceinline__ void unit_load<QT_Q4_K>(const uint8_t *row, int u, float v[32]) {
+    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ4_K);
+    const int j = u & 7;
+    const float d = h2f(b), dmin = h2f(b + 2);
+    float sc, m;
+    k4_scale_min(b + 4, j, &sc, &m);
+    const float d1 = d * sc, m1 = dmin * m;
+    uint32_t w[8];
+    load32_a16(b + 16 + 32 * (j >> 1), w);
+    const int shift = 4 * (j & 1);
+#pragma unroll
+    for (int l = 0; l < 32; l++) v[l] = d1 * (float)((byte_of(w, l) >> shift) & 0x0F) - m1;
+}
+
+template <> __device__ __forceinline__ void unit_load<QT_Q5_K>(const uint8_t *row, int u, float v[32]) {
+    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ5_K);
+    const int j = u & 7;
+    const float d = h2f(b), dmin = h2f(b + 2);
+    float sc, m;
+    k4_scale_min(b + 4, j, &sc, &m);
+    const float d1 = d * sc, m1 = dmin * m;
+    uint32_t w[8], h[8];
+    load32_a16(b + 48 + 32 * (j >> 1), w);
+    load32_a16(b + 16, h);
+    const int shift = 4 * (j & 1);
+#pragma unroll
+    for (int l = 0; l < 32; l++) {
+        const int q = ((byte_of(w, l) >> shift) & 0x0F) | ((byte_of(h, l) >> j) & 1) << 4;
+        v[l] = d1 * (float)q - m1;
+    }
+}
+
+template <> __device__ __forceinline__ void unit_load<QT_Q6_K>(const uint8_t *row, int u, float v[32]) {
+    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ6_K);
+    const int j = u & 7, half = j >> 2, k = j & 3;
+    const float d = h2f(b + 208);
+    const int8_t *sc = (const int8_t *)(b + 192) + 8 * half + 2 * k;
+    const float s0 = d * (float)sc[0], s1 = d * (float)sc[1];
+    uint32_t ql[8], qh[8];
+    const uint8_t *pl = b + 64 * half + 32 * (k & 1);
+    load16_a2(pl, ql);
+    load16_a2(pl + 16, ql + 4);
+    load16_a2(b + 128 + 32 * half, qh);
+    load16_a2(b + 128 + 32 * half + 16, qh + 4);
+    const int lshift = 4 * (k >> 1), hshift = 2 * k;
+#pragma unroll
+    for (int l = 0; l < 32; l++) {
+        const int q = ((byte_of(ql, l) >> lshift) & 0x0F) | ((byte_of(qh, l) >> hshift) & 3) << 4;
+        v[l] = (l < 16 ? s0 : s1) * (float)(q - 32);
+    }
+}
+
+template <> __device__ __forceinline__ void unit_load<QT_Q2_K>(const uint8_t *row, int u, float v[32]) {
+    const uint8_t *b = row + (size_t)(u >> 3) * 84;
+    const int k = u & 7, h = k >> 2, s = k & 3;
+    const float d = h2f(b + 80), dmin = h2f(b + 82);
+    const int sc0 = b[2 * k], sc1 = b[2 * k + 1];
+    const float dl0 = d * (float)(sc0 & 0x0F), ml0 = dmin * (float)(sc0 >> 4);
+    const float dl1 = d * (float)(sc1 & 0x0F), ml1 = dmin * (float)(sc1 >> 4);
+    const uint8_t *qs = b + 16 + 32 * h;
+#pragma unroll
+    for (int l = 0; l < 32; l++) {
+        const int q = (qs[l] >> (2 * s)) & 3;
+        v[l] = l < 16 ? dl0 * (float)q - ml0 : dl1 * (float)q - ml1;
+    }
+}
+
+template <> __device__ __forceinline__ void unit_load<QT_Q3_K>(const uint8_t *row, int u, float v[32]) {
+    const uint8_t *b = row + (size_t)(u >> 3) * 110;
+    const int k = u & 7, h = k >> 2, s = k & 3;
+    const float d = h2f(b + 108);
+    const uint8_t *scales = b + 96;
+    float dl[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int g = 2 * k + i;
+        const int lo = (scales[g % 8] >> (g < 8 ? 0 : 4)) & 0x0F;
+        const int hi = (scales[8 + g % 4] >> (2 * (g / 4))) & 3;
+        dl[i] = d * (float)((lo | hi << 4) - 32);
+    }
+    const uint8_t *qs = b + 32 + 32 * h;
+#pragma unroll
+    for (int l = 0; l < 32; l++) {
+        const int low = (qs[l] >> (2 * s)) & 3;
+        const int high = (b[l] >> k) & 1;
+        v[l] = dl[l >> 4] * (float)(low - (high ? 0 : 4));
+    }
+}
+
+/* Call F<T>::run(args...) for a run-time type id; returns false for a type without a device layout. */
+#define ORCD_FOR_EACH_DEVICE_TYPE(X)                                                                           \
+    X(QT_F32) X(QT_F16) X(QT_BF16) X(QT_Q4_0) X(QT_Q4_1) X(QT_Q5_0) X(QT_Q5_1) X(QT_Q8_0) X(QT_Q2_K) X(QT_Q3_K) \
+        X(QT_Q4_K) X(QT_Q5_K) X(QT_Q6_K)
+
+#endif

@@ -1,0 +1,429 @@
+/*
+ * cuda/kernels: the forward pass's kernels and their launchers (interface and contracts in kernels.h).
+ * fp32 arithmetic and accumulation throughout; fp16 only for the KV store and the tensor-core inputs.
+ */
+#include "dequant.cuh"
+#include "kernels.h"
+
+#include <float.h>
+#include <math.h>
+
+#define WARP 32
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result. */
+__device__ float block_sum(float v) {
+    __shared__ float part[32];
+    v = warp_sum(v);
+    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, n_warps = blockDim.x / WARP;
+    __syncthreads(); /* part may still be read by a previous call */
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    v = lane < n_warps ? part[lane] : 0.0f;
+    return warp_sum(v);
+}
+
+extern "C" int ck_type_supported(uint32_t type) {
+    switch (type) {
+#define CASE(T) case T:
+        ORCD_FOR_EACH_DEVICE_TYPE(CASE)
+#undef CASE
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ---- embedding rows and full dequantization: one thread per 32-value unit ---- */
+
+template <int T> __global__ void embed_kernel(const uint8_t *w, size_t row_bytes, int cols, const int32_t *token,
+                                              int n_tokens, float *x) {
+    const int units = cols / 32;
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (int64_t)n_tokens * units) return;
+    const int t = (int)(i / units), u = (int)(i % units);
+    float v[32];
+    unit_load<T>(w + (size_t)token[t] * row_bytes, u, v);
+    float4 *out = (float4 *)(x + (size_t)t * cols + (size_t)u * 32);
+#pragma unroll
+    for (int k = 0; k < 8; k++) out[k] = make_float4(v[4 * k], v[4 * k + 1], v[4 * k + 2], v[4 * k + 3]);
+}
+
+template <int T> __global__ void dequant_kernel(const uint8_t *w, size_t row_bytes, int64_t rows, int cols,
+                                                void *out, int half_out) {
+    const int units = cols / 32;
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * units) return;
+    const int64_t r = i / units;
+    const int u = (int)(i % units);
+    float v[32];
+    unit_load<T>(w + (size_t)r * row_bytes, u, v);
+    const size_t off = (size_t)r * cols + (size_t)u * 32;
+    if (half_out) {
+        __half2 *o = (__half2 *)((__half *)out + off);
+#pragma unroll
+        for (int k = 0; k < 16; k++) o[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
+    } else {
+        float4 *o = (float4 *)((float *)out + off);
+#pragma unroll
+        for (int k = 0; k < 8; k++) o[k] = make_float4(v[4 * k], v[4 * k + 1], v[4 * k + 2], v[4 * k + 3]);
+    }
+}
+
+static unsigned blocks_for(int64_t n, int per_block) {
+    return (unsigned)((n + per_block - 1) / per_block);
+}
+
+extern "C" void ck_embed(const CkMat *emb, const int32_t *token, int T, float *x, cudaStream_t s) {
+    const int64_t n = (int64_t)T * (emb->cols / 32);
+    const uint8_t *w = (const uint8_t *)emb->data;
+    switch (emb->type) {
+#define CASE(Q)                                                                                                \
+    case Q:                                                                                                    \
+        embed_kernel<Q><<<blocks_for(n, 128), 128, 0, s>>>(w, emb->row_bytes, (int)emb->cols, token, T, x); \
+        break;
+        ORCD_FOR_EACH_DEVICE_TYPE(CASE)
+#undef CASE
+    }
+}
+
+extern "C" void ck_dequant(const CkMat *m, void *out, int half_out, cudaStream_t s) {
+    const int64_t n = m->rows * (m->cols / 32);
+    const uint8_t *w = (const uint8_t *)m->data;
+    switch (m->type) {
+#define CASE(Q)                                                                                                   \
+    case Q:                                                                                                       \
+        dequant_kernel<Q><<<blocks_for(n, 128), 128, 0, s>>>(w, m->row_bytes, m->rows, (int)m->cols, out, half_out); \
+        break;
+        ORCD_FOR_EACH_DEVICE_TYPE(CASE)
+#undef CASE
+    }
+}
+
+/* ---- fused dequantize-and-dot: one warp per weight row, NT activation rows per pass ---- */
+
+#define GEMV_WARPS 4
+
+template <int T, int NT>
+__global__ void __launch_bounds__(GEMV_WARPS *WARP)
+    gemv_kernel(const uint8_t *w, size_t row_bytes, int rows, int cols, const float *x, float *y, int ldy,
+                const float *bias, int accumulate) {
+    const int lane = threadIdx.x % WARP;
+    const int row = blockIdx.x * GEMV_WARPS + threadIdx.x / WARP;
+    if (row >= rows) return;
+    const uint8_t *wr = w + (size_t)row * row_bytes;
+    const int units = cols / 32;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    for (int u = lane; u < units; u += WARP) {
+        float v[32];
+        unit_load<T>(wr, u, v);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            const float4 *xp = (const float4 *)(x + (size_t)t * cols + (size_t)u * 32);
+            float a = 0.0f;
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                const float4 xv = xp[k];
+                a = fmaf(v[4 * k], xv.x, a);
+                a = fmaf(v[4 * k + 1], xv.y, a);
+                a = fmaf(v[4 * k + 2], xv.z, a);
+                a = fmaf(v[4 * k + 3], xv.w, a);
+            }
+            acc[t] += a;
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        const float sum = warp_sum(acc[t]);
+        if (lane == 0) {
+            float r = sum + (bias ? bias[row] : 0.0f);
+            float *out = y + (size_t)t * ldy + row;
+            *out = accumulate ? *out + r : r;
+        }
+    }
+}
+
+template <int T>
+static void gemv_type(const CkMat *m, const float *x, int n, float *y, const float *bias, int accumulate,
+                      cudaStream_t s) {
+    const unsigned grid = blocks_for(m->rows, GEMV_WARPS);
+    const uint8_t *w = (const uint8_t *)m->data;
+    const int rows = (int)m->rows, cols = (int)m->cols;
+    for (int t0 = 0; t0 < n;) {
+        const int left = n - t0;
+        const float *xs = x + (size_t)t0 * cols;
+        float *ys = y + (size_t)t0 * rows;
+        if (left >= 8) {
+            gemv_kernel<T, 8><<<grid, GEMV_WARPS * WARP, 0, s>>>(w, m->row_bytes, rows, cols, xs, ys, rows, bias, accumulate);
+            t0 += 8;
+        } else if (left >= 4) {
+            gemv_kernel<T, 4><<<grid, GEMV_WARPS * WARP, 0, s>>>(w, m->row_bytes, rows, cols, xs, ys, rows, bias, accumulate);
+            t0 += 4;
+        } else if (left >= 2) {
+            gemv_kernel<T, 2><<<grid, GEMV_WARPS * WARP, 0, s>>>(w, m->row_bytes, rows, cols, xs, ys, rows, bias, accumulate);
+            t0 += 2;
+        } else {
+            gemv_kernel<T, 1><<<grid, GEMV_WARPS * WARP, 0, s>>>(w, m->row_bytes, rows, cols, xs, ys, rows, bias, accumulate);
+            t0 += 1;
+        }
+    }
+}
+
+extern "C" void ck_gemv(const CkMat *m, const float *x, int T, float *y, const float *bias, int accumulate,
+                        cudaStream_t s) {
+    switch (m->type) {
+#define CASE(Q)                                          \
+    case Q:                                              \
+        gemv_type<Q>(m, x, T, y, bias, accumulate, s); \
+        break;
+        ORCD_FOR_EACH_DEVICE_TYPE(CASE)
+#undef CASE
+    }
+}
+
+/* ---- element-wise and row ops ---- */
+
+__global__ void to_half_kernel(const float *x, __half *y, size_t n) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = __float2half_rn(x[i]);
+}
+
+extern "C" void ck_to_half(const float *x, void *y, size_t n, cudaStream_t s) {
+    to_half_kernel<<<blocks_for((int64_t)n, 256), 256, 0, s>>>(x, (__half *)y, n);
+}
+
+__global__ void add_bias_kernel(float *y, const float *bias, int T, int n) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < (int64_t)T * n) y[i] += bias[i % n];
+}
+
+extern "C" void ck_add_bias(float *y, const float *bias, int T, int n, cudaStream_t s) {
+    add_bias_kernel<<<blocks_for((int64_t)T * n, 256), 256, 0, s>>>(y, bias, T, n);
+}
+
+__global__ void swiglu_kernel(float *g, const float *u, size_t n) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+extern "C" void ck_swiglu(float *gate, const float *up, size_t n, cudaStream_t s) {
+    swiglu_kernel<<<blocks_for((int64_t)n, 256), 256, 0, s>>>(gate, up, n);
+}
+
+__global__ void rmsnorm_kernel(const float *x, const int32_t *src, const float *w, float *y, int dim, float eps) {
+    const int row = blockIdx.x;
+    const float *xr = x + (size_t)(src ? src[row] : row) * dim;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
+    ss = block_sum(ss);
+    const float scale = rsqrtf(ss / (float)dim + eps);
+    float *yr = y + (size_t)row * dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+}
+
+extern "C" void ck_rmsnorm(const float *x, const int32_t *src, const float *w, float *y, int T, int dim, float eps,
+                           cudaStream_t s) {
+    rmsnorm_kernel<<<T, 256, 0, s>>>(x, src, w, y, dim, eps);
+}
+
+/* ---- RoPE and the KV store ---- */
+
+__device__ __forceinline__ size_t kv_offset(const CkKV kv, int layer, int seq, int pos, int kv_dim) {
+    const int page = kv.table[(size_t)seq * kv.pages_per_slot + pos / kv.page_size];
+    return (((size_t)layer * kv.n_pages + (size_t)page) * kv.page_size + (size_t)(pos % kv.page_size)) *
+           (size_t)kv_dim;
+}
+
+__global__ void rope_kv_kernel(float *q, float *k, const float *v, const float *inv_freq, int n_heads,
+                               int n_kv_heads, int head_dim, int rope_dim, int neox, CkKV kv, int layer) {
+    const int t = blockIdx.x, pos = kv.pos[t], half = rope_dim / 2;
+    const int q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim;
+    float *qt = q + (size_t)t * q_dim, *kt = k + (size_t)t * kv_dim;
+    for (int j = threadIdx.x; j < (n_heads + n_kv_heads) * half; j += blockDim.x) {
+        const int h = j / half, i = j % half;
+        float *vec = h < n_heads ? qt + (size_t)h * head_dim : kt + (size_t)(h - n_heads) * head_dim;
+        const float angle = (float)pos * inv_freq[i];
+        const float c = cosf(angle), sn = sinf(angle);
+        const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        const float x0 = vec[a], x1 = vec[b];
+        vec[a] = x0 * c - x1 * sn;
+        vec[b] = x0 * sn + x1 * c;
+    }
+    __syncthreads();
+    const size_t off = kv_offset(kv, layer, kv.seq[t], pos, kv_dim);
+    __half *ks = (__half *)kv.k + off, *vs = (__half *)kv.v + off;
+    const float *vt = v + (size_t)t * kv_dim;
+    for (int j = threadIdx.x; j < kv_dim; j += blockDim.x) {
+        ks[j] = __float2half_rn(kt[j]);
+        vs[j] = __float2half_rn(vt[j]);
+    }
+}
+
+extern "C" void ck_rope_kv(float *q, float *k, const float *v, const float *inv_freq, int T, int n_heads,
+                           int n_kv_heads, int head_dim, int rope_dim, int style, const CkKV *kv, int layer,
+                           cudaStream_t s) {
+    rope_kv_kernel<<<T, 128, 0, s>>>(q, k, v, inv_freq, n_heads, n_kv_heads, head_dim, rope_dim,
+                                     style == 1 /* ROPE_NEOX */, *kv, layer);
+}
+
+/* ---- attention: each block one (split of positions, head, entry); then a combine over the splits ---- */
+
+#define ATTN_WARPS 4
+
+template <int HD>
+__global__ void __launch_bounds__(ATTN_WARPS *WARP)
+    attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int n_heads, int n_kv_heads,
+                        CkKV kv, int layer) {
+    constexpr int E = HD / WARP; /* elements per lane */
+    const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
+    const int n = kv.pos[t] + 1, start = split * CK_ATTN_SPLIT;
+    if (start >= n) return;
+    const int end = min(n, start + CK_ATTN_SPLIT);
+    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    const int kv_dim = n_kv_heads * HD, kvh = h / (n_heads / n_kv_heads);
+    const float scale = 1.0f / sqrtf((float)HD);
+    const float *qh = q + ((size_t)t * n_heads + h) * HD;
+    float qv[E], acc[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) qv[e] = qh[lane + WARP * e], acc[e] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    const int seq = kv.seq[t];
+    for (int p = start + warp; p < end; p += ATTN_WARPS) {
+        const size_t off = kv_offset(kv, layer, seq, p, kv_dim) + (size_t)kvh * HD;
+        const __half *kr = (const __half *)kv.k + off, *vr = (const __half *)kv.v + off;
+        float sc = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; e++) sc = fmaf(qv[e], __half2float(kr[lane + WARP * e]), sc);
+        sc = warp_sum(sc) * scale;
+        const float m_new = fmaxf(m, sc);
+        const float corr = expf(m - m_new), pr = expf(sc - m_new);
+        l = l * corr + pr;
+#pragma unroll
+        for (int e = 0; e < E; e++) acc[e] = acc[e] * corr + pr * __half2float(vr[lane + WARP * e]);
+        m = m_new;
+    }
+    /* combine the warps */
+    __shared__ float s_m[ATTN_WARPS], s_l[ATTN_WARPS], s_acc[ATTN_WARPS][HD];
+    if (lane == 0) s_m[warp] = m, s_l[warp] = l;
+#pragma unroll
+    for (int e = 0; e < E; e++) s_acc[warp][lane + WARP * e] = acc[e];
+    __syncthreads();
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < ATTN_WARPS; w++) M = fmaxf(M, s_m[w]);
+    float L = 0.0f, wgt[ATTN_WARPS];
+#pragma unroll
+    for (int w = 0; w < ATTN_WARPS; w++) wgt[w] = s_l[w] > 0.0f ? expf(s_m[w] - M) : 0.0f, L += s_l[w] * wgt[w];
+    const bool single = n <= CK_ATTN_SPLIT;
+    float *dst = single ? out + ((size_t)t * n_heads + h) * HD
+                        : part + (((size_t)t * n_heads + h) * max_splits + split) * (HD + 2);
+    for (int i = threadIdx.x; i < HD; i += blockDim.x) {
+        float a = 0.0f;
+#pragma unroll
+        for (int w = 0; w < ATTN_WARPS; w++) a += s_acc[w][i] * wgt[w];
+        if (single) dst[i] = a / L;
+        else dst[2 + i] = a;
+    }
+    if (!single && threadIdx.x == 0) dst[0] = M, dst[1] = L;
+}
+
+template <int HD>
+__global__ void attn_combine_kernel(float *out, const float *part, int max_splits, int n_heads, const int32_t *pos) {
+    const int h = blockIdx.x, t = blockIdx.y, n = pos[t] + 1;
+    if (n <= CK_ATTN_SPLIT) return; /* written by the partial kernel */
+    const int splits = (n + CK_ATTN_SPLIT - 1) / CK_ATTN_SPLIT;
+    const float *p = part + ((size_t)t * n_heads + h) * max_splits * (HD + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < splits; s++) M = fmaxf(M, p[(size_t)s * (HD + 2)]);
+    float L = 0.0f, a = 0.0f;
+    for (int s = 0; s < splits; s++) {
+        const float *ps = p + (size_t)s * (HD + 2);
+        const float wgt = expf(ps[0] - M);
+        L += ps[1] * wgt;
+        a += ps[2 + threadIdx.x] * wgt;
+    }
+    out[((size_t)t * n_heads + h) * HD + threadIdx.x] = a / L;
+}
+
+template <int HD>
+static void attention_hd(const float *q, float *out, float *part, int max_splits, int T, int n_heads, int n_kv_heads,
+                         const CkKV *kv, int layer, cudaStream_t s) {
+    attn_partial_kernel<HD><<<dim3(max_splits, n_heads, T), ATTN_WARPS * WARP, 0, s>>>(q, out, part, max_splits,
+                                                                                         n_heads, n_kv_heads, *kv, layer);
+    if (max_splits > 1)
+        attn_combine_kernel<HD><<<dim3(n_heads, T), HD, 0, s>>>(out, part, max_splits, n_heads, kv->pos);
+}
+
+extern "C" void ck_attention(const float *q, float *out, float *part, int max_splits, int T, int n_heads,
+                             int n_kv_heads, int head_dim, const CkKV *kv, int layer, cudaStream_t s) {
+    switch (head_dim) {
+    case 64:
+        attention_hd<64>(q, out, part, max_splits, T, n_heads, n_kv_heads, kv, layer, s);
+        break;
+    case 128:
+        attention_hd<128>(q, out, part, max_splits, T, n_heads, n_kv_heads, kv, layer, s);
+        break;
+    case 256:
+        attention_hd<256>(q, out, part, max_splits, T, n_heads, n_kv_heads, kv, layer, s);
+        break;
+    }
+}
+
+/* ---- greedy choice ---- */
+
+__global__ void argmax_kernel(const float *logits, int vocab, int32_t *ids, float *logprobs) {
+    __shared__ float s_v[32];
+    __shared__ int s_i[32];
+    const float *x = logits + (size_t)blockIdx.x * vocab;
+    float best = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x)
+        if (x[i] > best) best = x[i], bi = i; /* strided ascending: the first of equals wins */
+#pragma unroll
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (ov > best || (ov == best && oi < bi)) best = ov, bi = oi;
+    }
+    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, n_warps = blockDim.x / WARP;
+    if (lane == 0) s_v[warp] = best, s_i[warp] = bi;
+    __syncthreads();
+    if (warp == 0) {
+        best = lane < n_warps ? s_v[lane] : -INFINITY;
+        bi = lane < n_warps ? s_i[lane] : 0x7fffffff;
+#pragma unroll
+        for (int o = WARP / 2; o > 0; o >>= 1) {
+            const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+            const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (ov > best || (ov == best && oi < bi)) best = ov, bi = oi;
+        }
+        if (lane == 0) s_v[0] = best, s_i[0] = bi;
+    }
+    __syncthreads();
+    const float max = s_v[0];
+    const int id = s_i[0];
+    float z = 0.0f;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) z += expf(x[i] - max);
+    z = block_sum(z);
+    if (threadIdx.x == 0) {
+        ids[blockIdx.x] = id;
+        logprobs[blockIdx.x] = -logf(z);
+    }
+}
+
+extern "C" void ck_argmax(const float *logits, int n, int vocab, int32_t *ids, float *logprobs, cudaStream_t s) {
+    argmax_kernel<<<n, 1024, 0, s>>>(logits, vocab, ids, logprobs);
+}

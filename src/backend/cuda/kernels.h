@@ -1,0 +1,85 @@
+/*
+ * cuda/kernels: the CUDA kernels of the forward pass, as C-callable launchers (kernels.cu). Each one is
+ * the device twin of a CPU op in backend/cpu/ and is tested against it (tests/unit/test_cuda.c).
+ *
+ * Every pointer here is device memory; every launcher only enqueues work on `stream` (no allocation, no
+ * synchronisation), so a whole decode step can be captured as a CUDA graph. Matrices are row-major:
+ * x (T, cols) holds T activation rows, a weight holds `rows` rows of `cols` values stored as its GGUF type.
+ *
+ * Not here: which kernel runs when (cuda.c), cuBLAS (cuda.c).
+ */
+#ifndef ORCD_CUDA_KERNELS_H
+#define ORCD_CUDA_KERNELS_H
+
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A weight in device memory, quantized as stored. */
+typedef struct CkMat {
+    uint32_t type;      /* QuantType */
+    const void *data;
+    int64_t rows, cols;
+    size_t row_bytes;
+} CkMat;
+
+/* Whether the kernels have a device layout for `type` (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+ * Q2_K..Q6_K). */
+int ck_type_supported(uint32_t type);
+
+/* x (T, cols) = rows token[i] of emb, dequantized. */
+void ck_embed(const CkMat *emb, const int32_t *token, int T, float *x, cudaStream_t s);
+
+/* y (T, dim) = rmsnorm(x row src[i]) * w, where src = NULL means row i. */
+void ck_rmsnorm(const float *x, const int32_t *src, const float *w, float *y, int T, int dim, float eps,
+                cudaStream_t s);
+
+/* y (T, rows) = x (T, cols) W^T (+ bias) (+ y when accumulate): fused dequantize-and-dot, each weight row
+ * read once per 8 activation rows. For small T (decode). */
+void ck_gemv(const CkMat *w, const float *x, int T, float *y, const float *bias, int accumulate, cudaStream_t s);
+
+/* Dequantize a whole weight into out (rows, cols): fp16 (half_out) or fp32. For the tensor-core path. */
+void ck_dequant(const CkMat *w, void *out, int half_out, cudaStream_t s);
+
+/* y (n) fp16 = x (n) fp32 */
+void ck_to_half(const float *x, void *y, size_t n, cudaStream_t s);
+
+/* y (T, n) += bias (n) */
+void ck_add_bias(float *y, const float *bias, int T, int n, cudaStream_t s);
+
+/* Positions, sequences and the page table for the attention and the KV writes. */
+typedef struct CkKV {
+    void *k, *v;          /* fp16 stores (n_layers, n_pages, page_size, kv_dim) */
+    const int32_t *table; /* (n_slots, pages_per_slot) */
+    int pages_per_slot, page_size, n_pages;
+    const int32_t *pos, *seq; /* (T,) */
+} CkKV;
+
+/* RoPE on q (T, n_heads*head_dim) and k (T, n_kv_heads*head_dim) in place (style: RopeStyle), then k and
+ * v (fp16) into layer l of the KV store at each entry's (seq, pos). */
+void ck_rope_kv(float *q, float *k, const float *v, const float *inv_freq, int T, int n_heads, int n_kv_heads,
+                int head_dim, int rope_dim, int style, const CkKV *kv, int layer, cudaStream_t s);
+
+/* out (T, n_heads*head_dim) = softmax(q k^T / sqrt(head_dim)) v over positions 0..pos[i] of seq[i], in
+ * splits of CK_ATTN_SPLIT positions (flash-decoding); `part` holds max_splits * T * n_heads *
+ * (head_dim + 2) floats. max_splits >= ceil((max pos + 1) / CK_ATTN_SPLIT). head_dim: 64, 128 or 256. */
+#define CK_ATTN_SPLIT 256
+void ck_attention(const float *q, float *out, float *part, int max_splits, int T, int n_heads, int n_kv_heads,
+                  int head_dim, const CkKV *kv, int layer, cudaStream_t s);
+
+/* gate (n) = silu(gate) * up */
+void ck_swiglu(float *gate, const float *up, size_t n, cudaStream_t s);
+
+/* For each of n rows of logits (vocab wide): the first index of the largest value, and its log-probability
+ * (softmax at temperature 1). */
+void ck_argmax(const float *logits, int n, int vocab, int32_t *ids, float *logprobs, cudaStream_t s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

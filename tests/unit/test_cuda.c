@@ -1,0 +1,407 @@
+/*
+ * The CUDA kernels against the CPU ops they mirror (src/quant/dequant.c, src/backend/cpu/ops.c and a
+ * double-precision reference for the products and the attention), on random inputs with odd and edge
+ * shapes. Each test states its tolerance and prints the worst pair it saw. Skipped where the build has no
+ * CUDA or the machine no device (CI); run on the GPU machine by `make unit` (or tools/gpu_check.sh).
+ */
+#include "test.h"
+
+#include "../../src/quant.h"
+
+#ifndef ORCD_CUDA
+
+TEST(cuda_kernels) {
+    test_skip("built without CUDA");
+}
+
+#else
+
+#include "../../src/backend/cpu/ops.h"
+#include "../../src/backend/cuda/cuda_device.h"
+#include "../../src/backend/cuda/kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+static int have_device(void) {
+    static int known = -1;
+    if (known < 0) {
+        CudaDeviceInfo ci;
+        char why[256];
+        known = cuda_device_probe(0, &ci, why, sizeof why) == 0;
+        if (!known) fprintf(stderr, "  (no CUDA device: %s)\n", why);
+    }
+    return known;
+}
+
+#define NEED_DEVICE()                                  \
+    do {                                               \
+        if (!have_device()) {                          \
+            test_skip("no CUDA device on this machine"); \
+            return;                                    \
+        }                                              \
+    } while (0)
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+static float frand(void) { /* uniform in [-1, 1) */
+    return (float)rnd() / 2147483648.0f - 1.0f;
+}
+
+static void *to_dev(const void *h, size_t n) {
+    void *d = NULL;
+    if (cudaMalloc(&d, n ? n : 1) != cudaSuccess) return NULL;
+    cudaMemcpy(d, h, n, cudaMemcpyHostToDevice);
+    return d;
+}
+
+static void from_dev(void *h, const void *d, size_t n) {
+    cudaDeviceSynchronize();
+    cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost);
+}
+
+static void put_f16(uint8_t *p, float v) {
+    uint16_t h = quant_f32_to_f16(v);
+    p[0] = (uint8_t)h, p[1] = (uint8_t)(h >> 8);
+}
+
+/* A random row-major weight of `type`: random bytes with every fp16 scale set to a sane value. */
+static uint8_t *random_weight(uint32_t type, int64_t rows, int64_t cols, size_t *row_bytes) {
+    const QuantTraits *t = quant_traits(type);
+    *row_bytes = (size_t)(cols / t->block_elems) * t->block_bytes;
+    uint8_t *w = malloc(*row_bytes * rows);
+    const size_t n = *row_bytes * rows;
+    if (type == QT_F32) {
+        for (size_t i = 0; i < n / 4; i++) ((float *)w)[i] = frand();
+        return w;
+    }
+    if (type == QT_F16 || type == QT_BF16) {
+        for (size_t i = 0; i < n / 2; i++) {
+            float v = frand();
+            uint32_t bits;
+            memcpy(&bits, &v, 4);
+            ((uint16_t *)w)[i] = type == QT_F16 ? quant_f32_to_f16(v) : (uint16_t)(bits >> 16);
+        }
+        return w;
+    }
+    for (size_t i = 0; i < n; i++) w[i] = (uint8_t)rnd();
+    for (size_t b = 0; b < n / t->block_bytes; b++) {
+        uint8_t *p = w + b * t->block_bytes;
+        const float d = 0.01f + 0.02f * (frand() + 1.0f), m = 0.01f * frand();
+        switch (type) {
+        case QT_Q4_0: case QT_Q5_0: case QT_Q8_0: put_f16(p, d); break;
+        case QT_Q4_1: case QT_Q5_1: put_f16(p, d), put_f16(p + 2, m); break;
+        case QT_Q4_K: case QT_Q5_K: put_f16(p, d), put_f16(p + 2, fabsf(m)); break;
+        case QT_Q2_K: put_f16(p + 80, d), put_f16(p + 82, fabsf(m)); break;
+        case QT_Q3_K: put_f16(p + 108, d); break;
+        case QT_Q6_K: put_f16(p + 208, d); break;
+        }
+    }
+    return w;
+}
+
+static const uint32_t TYPES[] = {QT_F32, QT_F16, QT_BF16, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1,
+                                 QT_Q8_0, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+#define N_TYPES (sizeof TYPES / sizeof TYPES[0])
+
+/* ck_gemv (with bias and accumulation) and ck_dequant against quant_dequantize_row + a double dot.
+ * Tolerance: 1e-5 of sum |w x| (fp32 accumulation over up to 4096 terms), plus 1e-6. */
+TEST(cuda_gemv_every_type) {
+    NEED_DEVICE();
+    const int shapes[][3] = {/* rows, cols (x 256 for K-quants / x 32 else), T */
+                             {1, 1, 1}, {7, 2, 1}, {33, 3, 2}, {257, 1, 3}, {64, 4, 5}, {5, 2, 8}, {130, 1, 9},
+                             {17, 2, 16}, {3, 16, 17}};
+    double worst_rel = 0;
+    const char *worst_at = "";
+    char where[128];
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t type = TYPES[ti];
+        const int k_quant = quant_traits(type)->block_elems == 256;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int64_t rows = shapes[si][0], cols = shapes[si][1] * (k_quant ? 256 : 32);
+            const int T = shapes[si][2];
+            size_t rb;
+            uint8_t *w = random_weight(type, rows, cols, &rb);
+            float *wf = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * T * cols);
+            float *bias = malloc(sizeof(float) * rows), *y0 = malloc(sizeof(float) * T * rows);
+            float *y = malloc(sizeof(float) * T * rows), *deq = malloc(sizeof(float) * rows * cols);
+            for (int64_t r = 0; r < rows; r++) quant_dequantize_row(type, w + r * rb, wf + r * cols, cols);
+            for (int64_t i = 0; i < T * cols; i++) x[i] = frand();
+            for (int64_t i = 0; i < rows; i++) bias[i] = frand();
+            for (int64_t i = 0; i < T * rows; i++) y0[i] = frand();
+            void *dw = to_dev(w, rb * rows), *dx = to_dev(x, sizeof(float) * T * cols);
+            void *db = to_dev(bias, sizeof(float) * rows), *dy = to_dev(y0, sizeof(float) * T * rows);
+            void *dd = to_dev(deq, sizeof(float) * rows * cols);
+            CkMat m = {type, dw, rows, cols, rb};
+            const int accumulate = (int)(si % 2);
+            ck_gemv(&m, dx, T, dy, si % 3 ? db : NULL, accumulate, 0);
+            from_dev(y, dy, sizeof(float) * T * rows);
+            ck_dequant(&m, dd, 0, 0);
+            from_dev(deq, dd, sizeof(float) * rows * cols);
+            cudaError_t e = cudaGetLastError();
+            cudaFree(dw), cudaFree(dx), cudaFree(db), cudaFree(dy), cudaFree(dd);
+            if (e != cudaSuccess) FAIL("%s: %s", quant_name(type), cudaGetErrorString(e));
+            for (int64_t i = 0; i < rows * cols; i++)
+                if (fabsf(deq[i] - wf[i]) > 1e-6f * fabsf(wf[i]) + 1e-30f)
+                    FAIL("ck_dequant %s %lldx%lld value %lld: %g, expected %g", quant_name(type), (long long)rows,
+                         (long long)cols, (long long)i, deq[i], wf[i]);
+            for (int t = 0; t < T; t++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double ref = (si % 3 ? bias[r] : 0) + (accumulate ? y0[t * rows + r] : 0), mag = 0;
+                    for (int64_t k = 0; k < cols; k++) {
+                        ref += (double)wf[r * cols + k] * x[t * cols + k];
+                        mag += fabs((double)wf[r * cols + k] * x[t * cols + k]);
+                    }
+                    const double err = fabs(y[t * rows + r] - ref), tol = 1e-5 * mag + 1e-6;
+                    snprintf(where, sizeof where, "%s rows %lld cols %lld T %d", quant_name(type), (long long)rows,
+                             (long long)cols, T);
+                    if (err / tol > worst_rel) worst_rel = err / tol, worst_at = where;
+                    if (err > tol)
+                        FAIL("ck_gemv %s entry %d row %lld: %.7g, expected %.7g (tol %.3g)", where, t, (long long)r,
+                             y[t * rows + r], ref, tol);
+                }
+            free(w), free(wf), free(x), free(bias), free(y0), free(y), free(deq);
+        }
+    }
+    fprintf(stderr, "  gemv: worst error %.3f of the tolerance (%s)\n", worst_rel, worst_at);
+}
+
+/* Embedding rows (any type) against quant_dequantize_row; exact up to fma contraction (1e-6 relative). */
+TEST(cuda_embed) {
+    NEED_DEVICE();
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t type = TYPES[ti];
+        const int64_t rows = 50, cols = quant_traits(type)->block_elems == 256 ? 512 : 96;
+        size_t rb;
+        uint8_t *w = random_weight(type, rows, cols, &rb);
+        int32_t tok[5] = {0, 49, 7, 7, 13};
+        float *x = malloc(sizeof(float) * 5 * cols), *ref = malloc(sizeof(float) * cols);
+        void *dw = to_dev(w, rb * rows), *dt = to_dev(tok, sizeof tok), *dx = to_dev(x, sizeof(float) * 5 * cols);
+        CkMat m = {type, dw, rows, cols, rb};
+        ck_embed(&m, dt, 5, dx, 0);
+        from_dev(x, dx, sizeof(float) * 5 * cols);
+        cudaFree(dw), cudaFree(dt), cudaFree(dx);
+        for (int t = 0; t < 5; t++) {
+            quant_dequantize_row(type, w + (size_t)tok[t] * rb, ref, cols);
+            for (int64_t i = 0; i < cols; i++)
+                if (fabsf(x[t * cols + i] - ref[i]) > 1e-6f * fabsf(ref[i]))
+                    FAIL("ck_embed %s token %d value %lld: %g, expected %g", quant_name(type), tok[t], (long long)i,
+                         x[t * cols + i], ref[i]);
+        }
+        free(w), free(x), free(ref);
+    }
+}
+
+/* RMSNorm (with a row gather), SwiGLU and fp16 conversion against ops.c. Tolerance 2e-6 relative + 1e-6. */
+TEST(cuda_rmsnorm_swiglu) {
+    NEED_DEVICE();
+    const int dims[] = {1, 31, 64, 896, 3584, 5000};
+    double worst = 0;
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+        const int dim = dims[di], T = 3;
+        float *x = malloc(sizeof(float) * T * dim), *w = malloc(sizeof(float) * dim);
+        float *y = malloc(sizeof(float) * T * dim), *ref = malloc(sizeof(float) * dim);
+        for (int i = 0; i < T * dim; i++) x[i] = 10.0f * frand();
+        for (int i = 0; i < dim; i++) w[i] = 5.0f * frand();
+        int32_t src[3] = {2, 0, 2};
+        void *dx = to_dev(x, sizeof(float) * T * dim), *dw = to_dev(w, sizeof(float) * dim);
+        void *dy = to_dev(y, sizeof(float) * T * dim), *ds = to_dev(src, sizeof src);
+        ck_rmsnorm(dx, ds, dw, dy, T, dim, 1e-6f, 0);
+        from_dev(y, dy, sizeof(float) * T * dim);
+        for (int t = 0; t < T; t++) {
+            op_rmsnorm(ref, x + (size_t)src[t] * dim, w, dim, 1e-6f);
+            for (int i = 0; i < dim; i++) {
+                const double err = fabs(y[t * dim + i] - ref[i]), tol = 2e-6 * fabs(ref[i]) + 1e-6;
+                if (err / tol > worst) worst = err / tol;
+                if (err > tol) FAIL("ck_rmsnorm dim %d row %d value %d: %g, expected %g", dim, t, i, y[t * dim + i], ref[i]);
+            }
+        }
+        /* swiglu over the same buffers: gate = x, up = y */
+        float *g = malloc(sizeof(float) * T * dim);
+        memcpy(g, x, sizeof(float) * T * dim);
+        ck_swiglu(dx, dy, (size_t)T * dim, 0);
+        from_dev(x, dx, sizeof(float) * T * dim);
+        op_swiglu(g, y, T * dim);
+        for (int i = 0; i < T * dim; i++)
+            if (fabsf(x[i] - g[i]) > 2e-6f * fabsf(g[i]) + 1e-6f) FAIL("ck_swiglu value %d: %g, expected %g", i, x[i], g[i]);
+        cudaFree(dx), cudaFree(dw), cudaFree(dy), cudaFree(ds);
+        free(x), free(w), free(y), free(ref), free(g);
+    }
+    fprintf(stderr, "  rmsnorm: worst error %.3f of the tolerance\n", worst);
+}
+
+/* Random page tables: slot s's pages are a random selection of the store's pages. */
+static void random_table(int32_t *table, int n_slots, int pages_per_slot, int n_pages) {
+    int32_t *perm = malloc(sizeof(int32_t) * n_pages);
+    for (int i = 0; i < n_pages; i++) perm[i] = i;
+    for (int i = n_pages - 1; i > 0; i--) {
+        int j = (int)(rnd() % (uint32_t)(i + 1));
+        int32_t t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    for (int i = 0; i < n_slots * pages_per_slot; i++) table[i] = perm[i % n_pages];
+    free(perm);
+}
+
+/* RoPE (both styles) and the KV writes against op_rope, then attention over contexts of 1 .. > 4096
+ * positions against a double-precision softmax(q k^T) v over the same fp16 keys and values.
+ * Tolerances: RoPE 1e-5 absolute (|x| < 1); attention 2e-5 absolute (outputs are averages of |v| < 1). */
+static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_style, const int *ctx, int T) {
+    const int page_size = 16, n_slots = T, q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim;
+    int max_ctx = 0;
+    for (int i = 0; i < T; i++) max_ctx = ctx[i] > max_ctx ? ctx[i] : max_ctx;
+    const int pages_per_slot = (max_ctx + page_size - 1) / page_size, n_pages = n_slots * pages_per_slot + 3;
+    const int n_layers = 2, layer = 1;
+    const size_t store = (size_t)n_layers * n_pages * page_size * kv_dim;
+    int32_t *table = malloc(sizeof(int32_t) * n_slots * pages_per_slot);
+    random_table(table, n_slots, pages_per_slot, n_pages);
+    /* keys and values of every earlier position: random fp16 directly into the store */
+    uint16_t *ks = malloc(2 * store), *vs = malloc(2 * store);
+    for (size_t i = 0; i < store; i++) ks[i] = quant_f32_to_f16(frand()), vs[i] = quant_f32_to_f16(frand());
+    int32_t *pos = malloc(sizeof(int32_t) * T), *seq = malloc(sizeof(int32_t) * T);
+    for (int i = 0; i < T; i++) pos[i] = ctx[i] - 1, seq[i] = i;
+    float *q = malloc(sizeof(float) * T * q_dim), *k = malloc(sizeof(float) * T * kv_dim);
+    float *v = malloc(sizeof(float) * T * kv_dim), *out = malloc(sizeof(float) * T * q_dim);
+    for (int i = 0; i < T * q_dim; i++) q[i] = frand();
+    for (int i = 0; i < T * kv_dim; i++) k[i] = frand(), v[i] = frand();
+    float inv_freq[128];
+    const int rope_dim = head_dim;
+    op_rope_freqs(inv_freq, rope_dim, 10000.0f);
+
+    void *dks = to_dev(ks, 2 * store), *dvs = to_dev(vs, 2 * store);
+    void *dtab = to_dev(table, sizeof(int32_t) * n_slots * pages_per_slot);
+    void *dpos = to_dev(pos, sizeof(int32_t) * T), *dseq = to_dev(seq, sizeof(int32_t) * T);
+    void *dq = to_dev(q, sizeof(float) * T * q_dim), *dk = to_dev(k, sizeof(float) * T * kv_dim);
+    void *dv = to_dev(v, sizeof(float) * T * kv_dim), *dinv = to_dev(inv_freq, sizeof inv_freq);
+    void *dout = to_dev(out, sizeof(float) * T * q_dim);
+    const int max_splits = (max_ctx + CK_ATTN_SPLIT - 1) / CK_ATTN_SPLIT;
+    float *part = NULL;
+    cudaMalloc((void **)&part, sizeof(float) * max_splits * T * n_heads * (head_dim + 2));
+    CkKV kv = {dks, dvs, dtab, pages_per_slot, page_size, n_pages, dpos, dseq};
+    ck_rope_kv(dq, dk, dv, dinv, T, n_heads, n_kv_heads, head_dim, rope_dim, rope_style, &kv, layer, 0);
+    ck_attention(dq, dout, part, max_splits, T, n_heads, n_kv_heads, head_dim, &kv, layer, 0);
+    float *gq = malloc(sizeof(float) * T * q_dim);
+    from_dev(gq, dq, sizeof(float) * T * q_dim);
+    from_dev(out, dout, sizeof(float) * T * q_dim);
+    from_dev(ks, dks, 2 * store);
+    from_dev(vs, dvs, 2 * store);
+    cudaError_t e = cudaGetLastError();
+    cudaFree(dks), cudaFree(dvs), cudaFree(dtab), cudaFree(dpos), cudaFree(dseq), cudaFree(dq), cudaFree(dk);
+    cudaFree(dv), cudaFree(dinv), cudaFree(dout), cudaFree(part);
+    char what[96];
+    snprintf(what, sizeof what, "head_dim %d heads %d/%d rope %d", head_dim, n_heads, n_kv_heads, rope_style);
+    if (e != cudaSuccess) {
+        test_fail_at(__FILE__, __LINE__, "%s: %s", what, cudaGetErrorString(e));
+        goto done;
+    }
+    double worst_rope = 0, worst_attn = 0;
+    for (int t = 0; t < T; t++) {
+        /* RoPE of q and k; the k and v written at (seq, pos) */
+        float *rq = q + (size_t)t * q_dim, *rk = k + (size_t)t * kv_dim;
+        op_rope(rq, n_heads, head_dim, rope_dim, pos[t], inv_freq, (RopeStyle)rope_style);
+        op_rope(rk, n_kv_heads, head_dim, rope_dim, pos[t], inv_freq, (RopeStyle)rope_style);
+        for (int i = 0; i < q_dim; i++) {
+            const double err = fabs(gq[(size_t)t * q_dim + i] - rq[i]);
+            worst_rope = err > worst_rope ? err : worst_rope;
+            if (err > 1e-5) {
+                test_fail_at(__FILE__, __LINE__, "%s: rope q entry %d value %d: %g, expected %g", what, t, i,
+                             gq[(size_t)t * q_dim + i], rq[i]);
+                goto done;
+            }
+        }
+        const int page = table[(size_t)seq[t] * pages_per_slot + pos[t] / page_size];
+        const size_t off = (((size_t)layer * n_pages + page) * page_size + pos[t] % page_size) * kv_dim;
+        for (int i = 0; i < kv_dim; i++) {
+            const float gk = quant_f16_to_f32(ks[off + i]), gv = quant_f16_to_f32(vs[off + i]);
+            if (fabsf(gk - rk[i]) > 1e-3f || fabsf(gv - v[(size_t)t * kv_dim + i]) > 1e-3f) {
+                test_fail_at(__FILE__, __LINE__, "%s: KV store entry %d value %d: k %g v %g, expected %g %g", what, t,
+                             i, gk, gv, rk[i], v[(size_t)t * kv_dim + i]);
+                goto done;
+            }
+        }
+        /* attention over positions 0..pos of the slot, from the store */
+        const int n = pos[t] + 1;
+        double *sc = malloc(sizeof(double) * n);
+        for (int h = 0; h < n_heads; h++) {
+            const int kvh = h / (n_heads / n_kv_heads);
+            double mx = -1e300, sum = 0;
+            for (int p = 0; p < n; p++) {
+                const int pg = table[(size_t)seq[t] * pages_per_slot + p / page_size];
+                const size_t o = (((size_t)layer * n_pages + pg) * page_size + p % page_size) * kv_dim + (size_t)kvh * head_dim;
+                double d = 0;
+                for (int i = 0; i < head_dim; i++) d += (double)rq[h * head_dim + i] * quant_f16_to_f32(ks[o + i]);
+                sc[p] = d / sqrt((double)head_dim);
+                mx = sc[p] > mx ? sc[p] : mx;
+            }
+            for (int p = 0; p < n; p++) sum += (sc[p] = exp(sc[p] - mx));
+            for (int i = 0; i < head_dim; i++) {
+                double ref = 0;
+                for (int p = 0; p < n; p++) {
+                    const int pg = table[(size_t)seq[t] * pages_per_slot + p / page_size];
+                    const size_t o = (((size_t)layer * n_pages + pg) * page_size + p % page_size) * kv_dim + (size_t)kvh * head_dim;
+                    ref += sc[p] / sum * quant_f16_to_f32(vs[o + i]);
+                }
+                const double err = fabs(out[(size_t)t * q_dim + h * head_dim + i] - ref);
+                worst_attn = err > worst_attn ? err : worst_attn;
+                if (err > 2e-5) {
+                    test_fail_at(__FILE__, __LINE__, "%s: attention ctx %d head %d value %d: %.7g, expected %.7g", what,
+                                 n, h, i, out[(size_t)t * q_dim + h * head_dim + i], ref);
+                    free(sc);
+                    goto done;
+                }
+            }
+        }
+        free(sc);
+    }
+    fprintf(stderr, "  %s: worst rope error %.2g, attention %.2g\n", what, worst_rope, worst_attn);
+done:
+    free(table), free(ks), free(vs), free(pos), free(seq), free(q), free(k), free(v), free(out), free(gq);
+}
+
+TEST(cuda_attention) {
+    NEED_DEVICE();
+    const int ctx_a[] = {1, 2, 17, 255, 256, 257, 1000};
+    check_attention(64, 14, 2, ROPE_NEOX, ctx_a, 7);
+    if (test_failed()) return;
+    const int ctx_b[] = {1, 513, 4097, 4500};
+    check_attention(128, 8, 8, ROPE_NORM, ctx_b, 4);
+    if (test_failed()) return;
+    const int ctx_c[] = {300, 33};
+    check_attention(128, 28, 4, ROPE_NEOX, ctx_c, 2);
+    if (test_failed()) return;
+    const int ctx_d[] = {5};
+    check_attention(64, 9, 3, ROPE_NORM, ctx_d, 1);
+}
+
+/* Greedy choice: first index of the largest value (ties to the lowest index) and -log(sum exp(l - max)). */
+TEST(cuda_argmax) {
+    NEED_DEVICE();
+    const int vocab = 151936, n = 3;
+    float *l = malloc(sizeof(float) * n * vocab);
+    for (int i = 0; i < n * vocab; i++) l[i] = 8.0f * frand();
+    l[0 * vocab + 100000] = 20.0f;
+    l[1 * vocab + 7] = 20.0f, l[1 * vocab + 150000] = 20.0f; /* a tie: 7 wins */
+    l[2 * vocab + vocab - 1] = 30.0f;
+    const int expect[3] = {100000, 7, vocab - 1};
+    void *dl = to_dev(l, sizeof(float) * n * vocab);
+    int32_t *did = NULL, ids[3];
+    float *dlp = NULL, lp[3];
+    cudaMalloc((void **)&did, sizeof ids), cudaMalloc((void **)&dlp, sizeof lp);
+    ck_argmax(dl, n, vocab, did, dlp, 0);
+    from_dev(ids, did, sizeof ids);
+    from_dev(lp, dlp, sizeof lp);
+    cudaFree(dl), cudaFree(did), cudaFree(dlp);
+    for (int r = 0; r < n; r++) {
+        ASSERT_EQ_INT(ids[r], expect[r]);
+        double z = 0, mx = l[r * vocab + expect[r]];
+        for (int i = 0; i < vocab; i++) z += exp(l[r * vocab + i] - mx);
+        ASSERT_NEAR(lp[r], -log(z), 1e-5);
+    }
+    free(l);
+}
+
+#endif
