@@ -149,6 +149,14 @@ void quant_q8a_quantize(const float *x, BlockQ8A *y, int64_t n);
  * AVX2/FMA when the CPU has them (checked at run time), a portable path otherwise. */
 float quant_vec_dot(uint32_t type, const void *w, const float *x, const BlockQ8A *xq, int64_t n);
 
+/* y[t * ldy + r] = quant_vec_dot(row r, activation t) for r < nr, t < T: the rows of `type` are row_bytes
+ * apart from w, activation t is x + t * n (fp32) and xq + t * (n / 32) (its Q8A blocks; NULL allowed for
+ * the float types). The layouts of the served models have AVX2 tile kernels that unpack each weight block
+ * once for several activations (prefill); the others, and CPUs without AVX2, loop quant_vec_dot. Same sums
+ * as quant_vec_dot up to the order of the fp32 additions. */
+void quant_matmul(uint32_t type, const void *w, size_t row_bytes, int64_t nr, int64_t n, const float *x,
+                  const BlockQ8A *xq, int T, float *y, int64_t ldy);
+
 /* fp16/bf16 <-> fp32 */
 float quant_f16_to_f32(uint16_t h);
 uint16_t quant_f32_to_f16(float f);

@@ -330,6 +330,7 @@ QuantDotFn quant_dot_portable(uint32_t type) {
 static _Atomic(QuantDotFn) dot_table[QT_COUNT];
 static uint32_t block_mask[QT_COUNT];
 static _Atomic(QuantQ8AFn) q8a_fn;
+static _Atomic(QuantGemmFn) gemm_table[QT_COUNT];
 static atomic_int table_state; /* 0 not filled, 1 AVX2 where available, 2 portable forced */
 
 static void fill_tables(int portable) {
@@ -339,6 +340,7 @@ static void fill_tables(int portable) {
         if (!fn) fn = quant_dot_portable(t);
         block_mask[t] = fn ? quant_traits(t)->block_elems - 1 : 0;
         atomic_store_explicit(&dot_table[t], fn, memory_order_relaxed);
+        atomic_store_explicit(&gemm_table[t], avx2 ? quant_gemm_avx2(t) : NULL, memory_order_relaxed);
     }
     QuantQ8AFn q = avx2 ? quant_q8a_avx2() : NULL;
     atomic_store_explicit(&q8a_fn, q ? q : quant_q8a_quantize_portable, memory_order_relaxed);
@@ -389,4 +391,20 @@ void quant_q8a_quantize(const float *x, BlockQ8A *y, int64_t n) {
     ensure_tables();
     if (n < 0 || n % QK8A) fail_type("quant_q8a_quantize", QT_F32, n);
     atomic_load_explicit(&q8a_fn, memory_order_relaxed)(x, y, n);
+}
+
+void quant_matmul(uint32_t type, const void *w, size_t row_bytes, int64_t nr, int64_t n, const float *x,
+                  const BlockQ8A *xq, int T, float *y, int64_t ldy) {
+    ensure_tables();
+    const QuantDotFn fn = type < QT_COUNT ? atomic_load_explicit(&dot_table[type], memory_order_relaxed) : NULL;
+    if (__builtin_expect(!fn || n < 0 || (n & block_mask[type]), 0)) fail_type("quant_matmul", type, n);
+    const QuantGemmFn gemm = atomic_load_explicit(&gemm_table[type], memory_order_relaxed);
+    if (gemm && xq && T > 1 && n % QK8A == 0) { /* one activation: the one-row kernels are faster */
+        gemm(w, row_bytes, nr, n, xq, T, y, ldy);
+        return;
+    }
+    for (int t = 0; t < T; t++)
+        for (int64_t r = 0; r < nr; r++)
+            y[(size_t)t * ldy + r] = fn((const uint8_t *)w + (size_t)r * row_bytes, x + (size_t)t * n,
+                                        xq ? xq + (size_t)t * (n / QK8A) : NULL, n);
 }

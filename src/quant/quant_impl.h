@@ -4,7 +4,8 @@
  *
  * Files: convert.c (fp16/bf16 scalars), dequant.c (one dequantizer per layout), dot.c (the portable dot
  * products, Q8A quantization and the run-time choice of kernels), dot_avx2.c (AVX2/FMA/F16C kernels,
- * compiled with target attributes so that the binary still runs on CPUs without them).
+ * compiled with target attributes so that the binary still runs on CPUs without them), gemm_avx2.c (the
+ * same for tiles of several rows and activations).
  */
 #ifndef ORCD_QUANT_IMPL_H
 #define ORCD_QUANT_IMPL_H
@@ -37,6 +38,11 @@ _Static_assert(sizeof(BlockQ3_K) == 110, "BlockQ3_K layout");
  * of the same activation (unused by the float types). */
 typedef float (*QuantDotFn)(const void *w, const float *x, const BlockQ8A *xq, int64_t n);
 
+/* y[t * ldy + r] = dot(row r, activation t) for r < nr, t < T: rows rb bytes apart from w, n values each;
+ * activations xq + t * (n / 32) (quant.h's quant_matmul). */
+typedef void (*QuantGemmFn)(const void *w, size_t rb, int64_t nr, int64_t n, const BlockQ8A *xq, int T, float *y,
+                            int64_t ldy);
+
 /* Q8A quantization of n values (n a multiple of 32). */
 typedef void (*QuantQ8AFn)(const float *x, BlockQ8A *y, int64_t n);
 
@@ -53,6 +59,9 @@ void quant_q8a_quantize_portable(const float *x, BlockQ8A *y, int64_t n);
 int quant_avx2_usable(void);
 QuantDotFn quant_dot_avx2(uint32_t type);
 QuantQ8AFn quant_q8a_avx2(void);
+
+/* The AVX2 tile kernel for several rows and activations at once, NULL where there is none (gemm_avx2.c). */
+QuantGemmFn quant_gemm_avx2(uint32_t type);
 
 /* The 6-bit scale and minimum of sub-block j (0..7) of a Q4_K/Q5_K super-block (ggml's
  * get_scale_min_k4). Bytes 0-3 hold scales 0-3 in their low 6 bits, bytes 4-7 mins 0-3 likewise; scales

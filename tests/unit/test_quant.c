@@ -497,3 +497,99 @@ TEST(quant_vec_dot_edges) {
     }
     quant_cpu_force_portable(0);
 }
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* quant_matmul */
+
+/* quant_matmul of nr rows (w, contiguous) with T activations against check_dot of every pair; y has a
+ * padding column that must stay untouched. Returns 0, or -1 after reporting the first mismatch. */
+static int check_matmul(const TypeCase *tc, const uint8_t *w, int nr, int64_t n, const float *x, const BlockQ8A *xq,
+                        int T, const char *what) {
+    const size_t rb = row_bytes(tc->type, n);
+    const int ldy = nr + 1, fl = is_float_type(tc->type);
+    float *y = malloc((size_t)T * ldy * sizeof(float));
+    for (int i = 0; i < T * ldy; i++) y[i] = -12345.0f;
+    quant_matmul(tc->type, w, rb, nr, n, x, fl ? NULL : xq, T, y, ldy);
+    int rc = 0;
+    for (int t = 0; t < T && !rc; t++) {
+        if (y[(size_t)t * ldy + nr] != -12345.0f) {
+            test_fail_at(__FILE__, __LINE__, "%s %s %s: rows %d, activations %d: wrote past row %d of activation %d",
+                         quant_cpu_path(), quant_name(tc->type), what, nr, T, nr, t);
+            rc = -1;
+        }
+        for (int r = 0; r < nr && !rc; r++) {
+            const DotCheck c = check_dot(tc->type, w + (size_t)r * rb, x + (size_t)t * n,
+                                         fl ? NULL : xq + (size_t)t * (n / QK8A), n);
+            const double got = y[(size_t)t * ldy + r];
+            if (!(fabs(got - c.want_q) <= c.tol_q)) {
+                test_fail_at(__FILE__, __LINE__,
+                             "%s %s %s n=%lld rows %d activations %d: y[%d][%d] = %.9g, reference %.9g (tol %.3g)",
+                             quant_cpu_path(), quant_name(tc->type), what, (long long)n, nr, T, t, r, got, c.want_q,
+                             c.tol_q);
+                rc = -1;
+            }
+        }
+    }
+    free(y);
+    return rc;
+}
+
+/* Every type, both paths: row counts and activation counts around the tile sizes (1, odd, not multiples
+ * of 3 or 4), random rows; then the extreme blocks of quant_vec_dot_edges (saturation of the int16 pair
+ * sums) through the tiles. */
+TEST(quant_matmul_tiles) {
+    static const int64_t lengths[] = {256, 896};
+    static const int rows[] = {1, 3, 4, 5, 9};
+    static const int acts[] = {1, 2, 3, 4, 7};
+    enum { MAXR = 9, MAXT = 7, MAXN = 896 };
+    float *x = malloc(MAXT * MAXN * sizeof(float));
+    BlockQ8A *xq = malloc(MAXT * MAXN / QK8A * sizeof(BlockQ8A));
+    for (int path = 0; path < 2; path++) {
+        quant_cpu_force_portable(path == 0);
+        if (path == 1 && strcmp(quant_cpu_path(), "avx2")) break;
+        for (int k = 0; k < N_TYPES; k++) {
+            const TypeCase *tc = &TYPES[k];
+            for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+                const int64_t n = lengths[li];
+                if (n % quant_traits(tc->type)->block_elems) continue;
+                const size_t rb = row_bytes(tc->type, n);
+                uint8_t *w = malloc(MAXR * rb);
+                for (int r = 0; r < MAXR; r++) {
+                    void *row = random_row(tc, n);
+                    memcpy(w + r * rb, row, rb);
+                    free(row);
+                }
+                for (int i = 0; i < MAXT * n; i++) x[i] = (float)rng_normal();
+                for (int t = 0; t < MAXT; t++) quant_q8a_quantize(x + t * n, xq + t * (n / QK8A), n);
+                for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++)
+                    for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++)
+                        if (check_matmul(tc, w, rows[ri], n, x, xq, acts[ai], "random")) goto out;
+                if (!is_float_type(tc->type)) {
+                    static const uint8_t fills[] = {0x00, 0xFF, 0x80, 0x7F};
+                    for (int fi = 0; fi < 4; fi++) {
+                        memset(w, fills[fi], MAXR * rb);
+                        const QuantTraits *t = quant_traits(tc->type);
+                        for (int64_t b = 0; b < MAXR * n / t->block_elems; b++)
+                            for (int s = 0; s < 2; s++)
+                                if (tc->scale_off[s] >= 0) {
+                                    const uint16_t one = (b + s) % 2 ? 0x3C00 : 0xBC00;
+                                    memcpy(w + b * t->block_bytes + tc->scale_off[s], &one, 2);
+                                }
+                        for (int i = 0; i < MAXT * n; i++) x[i] = (i / n) % 2 ? (i % 2 ? 1.0f : -1.0f) : 1.0f;
+                        for (int t2 = 0; t2 < MAXT; t2++) quant_q8a_quantize(x + t2 * n, xq + t2 * (n / QK8A), n);
+                        if (check_matmul(tc, w, 5, n, x, xq, 7, "extreme")) goto out;
+                    }
+                }
+                free(w);
+                continue;
+            out:
+                free(w);
+                goto done;
+            }
+        }
+    }
+done:
+    quant_cpu_force_portable(0);
+    free(x);
+    free(xq);
+}

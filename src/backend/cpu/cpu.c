@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define ROWS_PER_TASK 16
+#define TOKENS_PER_PASS 64
 #ifndef TASKS_PER_THREAD
 #define TASKS_PER_THREAD 8
 #endif
@@ -96,16 +97,12 @@ static void matmul_task(void *ctx, int i, int thread) {
     const MatmulJob *j = ctx;
     const int64_t rows = j->w->ne[1], cols = j->w->ne[0];
     const int64_t r0 = (int64_t)i * j->rows_per_task, r1 = r0 + j->rows_per_task < rows ? r0 + j->rows_per_task : rows;
-    const uint8_t *base = j->w->data;
-    /* blocks of ROWS_PER_TASK rows stay in L1 while every entry of the batch passes over them */
-    for (int64_t rb = r0; rb < r1; rb += ROWS_PER_TASK) {
-        const int64_t re = rb + ROWS_PER_TASK < r1 ? rb + ROWS_PER_TASK : r1;
-        for (int t = 0; t < j->T; t++) {
-            const float *x = j->x + (size_t)t * cols;
-            const BlockQ8A *xq = j->xq ? j->xq + (size_t)t * (cols / QK8A) : NULL;
-            float *y = j->y + (size_t)t * rows;
-            for (int64_t r = rb; r < re; r++) y[r] = quant_vec_dot(j->w->type, base + r * j->row_bytes, x, xq, cols);
-        }
+    const uint8_t *w = (const uint8_t *)j->w->data + r0 * j->row_bytes;
+    /* the batch in chunks whose activations stay in L2 while the task's rows pass over them */
+    for (int t0 = 0; t0 < j->T; t0 += TOKENS_PER_PASS) {
+        const int n = j->T - t0 < TOKENS_PER_PASS ? j->T - t0 : TOKENS_PER_PASS;
+        quant_matmul(j->w->type, w, j->row_bytes, r1 - r0, cols, j->x + (size_t)t0 * cols,
+                     j->xq ? j->xq + (size_t)t0 * (cols / QK8A) : NULL, n, j->y + (size_t)t0 * rows + r0, rows);
     }
 }
 
