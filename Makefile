@@ -159,6 +159,7 @@ fuzz: deps $(FUZZ_TARGETS) $(BUILD)/gguf_corpus/manifest.tsv
 	  echo "fuzzing $$name for $(FUZZ_TIME) s"; \
 	  $$t -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 -print_final_stats=1 \
 	    -artifact_prefix=build/fuzz/ build/fuzz/corpus-$$name $(BUILD)/gguf_corpus \
+	    $$(test -d tests/fuzz/seeds-$$name && echo tests/fuzz/seeds-$$name) \
 	    || exit 1; \
 	done
 
