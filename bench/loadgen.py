@@ -82,7 +82,7 @@ def one_request(host, port, api, body, headers):
 def run_level(host, port, api, concurrency, n_requests, max_time, body, headers):
     lock = threading.Lock()
     issued = [0]
-    ttfts, gaps, tokens, failures = [], [], [0], [0]
+    ttfts, gaps, tokens, failures, completed = [], [], [0], [0], [0]
     deadline = time.perf_counter() + max_time
 
     def worker():
@@ -96,6 +96,8 @@ def run_level(host, port, api, concurrency, n_requests, max_time, body, headers)
             with lock:
                 if not ok:
                     failures[0] += 1
+                else:
+                    completed[0] += 1
                 if t is not None:
                     ttfts.append(t)
                 gaps.extend(g)
@@ -108,7 +110,7 @@ def run_level(host, port, api, concurrency, n_requests, max_time, body, headers)
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    done = len(ttfts)
+    done = completed[0]
     print(f"streams {concurrency:3d}: {done:4d} requests in {wall:6.1f} s = {done / wall:6.2f} req/s | "
           f"TTFT p50 {percentile(ttfts, 50) * 1e3:7.1f} ms p99 {percentile(ttfts, 99) * 1e3:7.1f} ms | "
           f"inter-token p50 {percentile(gaps, 50) * 1e3:6.1f} ms p99 {percentile(gaps, 99) * 1e3:6.1f} ms | "
@@ -143,6 +145,8 @@ def main():
     ap.add_argument("--max-time", type=float, default=60, help="seconds per level at most")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--prompt", default="Write a short story about a lighthouse keeper and a storm.")
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--top-k", type=int, default=40)
     ap.add_argument("--api", choices=["worker", "openai"], default="worker")
     ap.add_argument("--api-key")
     ap.add_argument("--ctx", type=int, default=1024, help="--ctx for the server it starts")
@@ -160,7 +164,7 @@ def main():
     else:
         ap.error("give --url or --model")
     headers = {"Authorization": f"Bearer {a.api_key}"} if a.api_key else {}
-    body = {"prompt": a.prompt, "max_tokens": a.max_tokens, "temperature": 0.8, "top_k": 40}
+    body = {"prompt": a.prompt, "max_tokens": a.max_tokens, "temperature": a.temperature, "top_k": a.top_k}
     if a.api == "openai":
         body["stream"] = True
     try:
@@ -168,7 +172,8 @@ def main():
         conn.request("GET", "/health")
         health = json.loads(conn.getresponse().read())
         print(f"orcd at {host}:{port}: {health.get('model')} ({health.get('quant')}, {health.get('backend')}), "
-              f"parallel {health.get('parallel')}; {a.max_tokens} tokens per request, API {a.api}; "
+              f"parallel {health.get('parallel')}; {a.max_tokens} tokens per request, temperature {a.temperature}, "
+              f"top_k {a.top_k}, API {a.api}; "
               f"{os.cpu_count()} CPUs here", flush=True)
         one_request(host, port, a.api, {**body, "max_tokens": 4}, headers)  # warm
         for c in levels:
