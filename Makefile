@@ -85,6 +85,11 @@ $(BUILD)/%.o: %.cu
 
 -include $(OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d
 
+# The files that test ORCD_SERVER are rebuilt when the libraries appear or go (a stamp per setting).
+$(BUILD)/src/cli/serve.o $(BUILD)/tests/unit/test_server.o: $(BUILD)/server-$(SERVER).stamp
+$(BUILD)/server-$(SERVER).stamp:
+	@mkdir -p $(@D) && rm -f $(BUILD)/server-*.stamp && touch $@
+
 # ---- set-up: every step is idempotent and quick when already done ----
 
 deps:

@@ -17,8 +17,8 @@
 
 int cmd_serve(int argc, char **argv) {
     (void)argc, (void)argv;
-    log_error("serve: this orcd was built without the HTTP server (libmicrohttpd/jansson missing; tools/deps.sh "
-              "installs them, then make)");
+    log_error("serve: built without the HTTP server (libmicrohttpd/jansson missing); tools/deps.sh installs them, "
+              "then rebuild");
     return 1;
 }
 

@@ -10,7 +10,8 @@ import threading
 import time
 
 import pytest
-import requests
+
+requests = pytest.importorskip("requests")
 
 from test_server_harness import SAN, SLOW, Server, parse_sse, raw_request, read_until, server_logs, tiny_model  # noqa: F401
 

@@ -5,8 +5,9 @@ import datetime
 import os
 import re
 
-import openai
 import pytest
+
+openai = pytest.importorskip("openai")
 
 from conftest import run_orcd
 from test_generate import number_word
