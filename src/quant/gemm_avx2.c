@@ -1,22 +1,23 @@
 /*
  * gemm_avx2: products of several weight rows with several activations at once (the prefill's matrix
- * products), AVX2 + FMA + F16C, for the layouts the served models hold: Q8_0, Q5_0, Q4_0, Q4_K, Q6_K.
- * Compiled with target attributes like dot_avx2.c; dot.c calls in only after quant_avx2_usable().
+ * products), AVX2 + FMA + F16C, for Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K and Q6_K. Compiled with target
+ * attributes like dot_avx2.c; dot.c calls in only after quant_avx2_usable().
  *
- * A tile is TR rows x TC activations: each weight block is loaded and unpacked once per tile and used
- * against TC activation blocks, and each activation block once against TR rows, with TR * TC fp32
- * accumulators in registers. The sums are those of the one-row kernels (dot.c's table), per block:
- *   Q8_0, Q5_0, Q4_0: the block unpacked to signed int8 (q minus its offset), integer dot by
- *     maddubs(|w|, a * sign(w)) (the sign trick of dot_avx2.c's Q8_0), times d * da;
- *   Q4_K: maddubs(q, a) times d * sc_j * da, and the minimum dmin * min_j * da * sum(a) subtracted from
- *     the same accumulator (lanes are summed at the end anyway);
- *   Q6_K: maddubs(q, a) - maddubs(32, a) weighted per 16-value group by madd with the int8 scales, times
- *     d * da.
- * The per-block products of scales (d * da, d * sc_j * da) are computed as vectors of eight per
- * super-block or per block and broadcast from memory, so the inner step is maddubs, madd, cvt, fma.
+ * Two steps per PR rows and up to KB blocks of 32 values (a panel, ~26 KB, in L1):
+ *   pack: every weight block is unpacked once into one form for all layouts: 32 byte codes q, a block
+ *     scale s and a minimum coefficient m, so that value = s * q - m (Q6_K keeps its two 16-value group
+ *     scales as int16 lanes, Q8_0 its signs);
+ *   compute: tiles of CR panel rows x TC activations, CR * TC fp32 accumulators in registers; per row,
+ *     activation and block: maddubs(q, a), madd to int32, convert, fma by s * da. The products s * da
+ *     are computed eight blocks at a time before the block loop, and the minimum's share
+ *     m * da * sum(a) is subtracted from the same accumulator (its lanes are summed at the end anyway).
+ * Per block the sums are those of the one-row kernels (dot.c's table): Q4_0 and Q5_0 take their offset
+ * (8, 16) as the minimum, Q8_0 uses the sign trick of dot_avx2.c (maddubs(|w|, a * sign(w))), Q6_K
+ * subtracts maddubs(32, a) and weights the int16 pair sums with its group scales in the madd.
+ * The packing of each panel is amortized over all activations of the call (the CPU backend passes up to
+ * 64), and the next panel's weights are prefetched while this one is computed.
  *
- * Not here: one activation (decode; dot_avx2.c's kernels do that), the other layouts (dot.c loops
- * quant_vec_dot for them).
+ * Not here: one activation (decode; dot.c sends it to the one-row kernels of dot_avx2.c).
  */
 #include "quant_impl.h"
 
@@ -29,8 +30,12 @@
 #define INLINE __attribute__((always_inline)) inline
 #define F16(h) quant_f16_table[(h)]
 
-#define TR 4 /* the most weight rows per tile */
-#define TC 4 /* the most activations per tile */
+#ifndef TC
+#define TC 2 /* activations per compute tile */
+#endif
+#ifndef CR
+#define CR 4 /* panel rows per compute tile (CR * TC accumulators and CR codes stay in registers) */
+#endif
 
 /* ---- helpers ---- */
 
@@ -82,58 +87,7 @@ AVX2 static INLINE void load_da_sum8(const BlockQ8A *xq, __m256 *da, __m256 *sum
     *sum = _mm256_cvtepi32_ps(_mm256_castps_si256(_mm256_shuffle_ps(a, c, _MM_SHUFFLE(3, 1, 3, 1))));
 }
 
-/* ---- blocks of 32: Q8_0, Q5_0, Q4_0 (each block starts with its fp16 scale d) ---- */
-
-/* the block's 32 values as signed int8 (q minus the layout's offset); `type` is a constant */
-AVX2 static INLINE __m256i block_s8(uint32_t type, const uint8_t *blk) {
-    if (type == QT_Q8_0) return _mm256_loadu_si256((const __m256i *)((const BlockQ8_0 *)(const void *)blk)->qs);
-    if (type == QT_Q4_0)
-        return _mm256_sub_epi8(unpack_nibbles(((const BlockQ4_0 *)(const void *)blk)->qs), _mm256_set1_epi8(8));
-    /* Q5_0: q - 16 is the nibble where the fifth bit is set, the nibble - 16 (its bits | 0xF0) where not */
-    const BlockQ5_0 *b = (const void *)blk;
-    return _mm256_or_si256(unpack_nibbles(b->qs), _mm256_andnot_si256(bits_mask(b->qh), _mm256_set1_epi8((char)0xF0)));
-}
-
-/* y[c * ldy + r] for r < R, c < C: rows w + r * rb (nb blocks of bsz bytes), activations xq + c * nb. */
-AVX2 static INLINE void tile_b32(uint32_t type, size_t bsz, const uint8_t *w, size_t rb, const BlockQ8A *xq,
-                                 int64_t nb, int R, int C, float *y, int64_t ldy) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[TR][TC];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i wabs[TR], wsgn[TR];
-        __m256 dw[TR];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const uint8_t *blk = w + (size_t)r * rb + (size_t)b * bsz;
-            uint16_t d;
-            memcpy(&d, blk, 2);
-            wsgn[r] = block_s8(type, blk);
-            wabs[r] = _mm256_sign_epi8(wsgn[r], wsgn[r]);
-            dw[r] = _mm256_broadcast_ss(&F16(d));
-        }
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c++) {
-            const BlockQ8A *a = xq + (size_t)c * nb + b;
-            const __m256i av = load_a(a);
-            const __m256 da = _mm256_broadcast_ss(&a->d);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                const __m256i p = _mm256_maddubs_epi16(wabs[r], _mm256_sign_epi8(av, wsgn[r]));
-                acc[r][c] = _mm256_fmadd_ps(sum_i16(p, ones), _mm256_mul_ps(dw[r], da), acc[r][c]);
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c++) y[(size_t)c * ldy + r] = hsum_ps(acc[r][c]);
-}
-
-/* ---- Q4_K ---- */
+/* ---- K-quant helpers ---- */
 
 /* the 12 packed scale bytes -> sc[0..7] in bytes 0-7 and min[0..7] in bytes 8-15 (dot_avx2.c's) */
 AVX2 static INLINE __m128i unpack_k4_scales(const uint8_t packed[12]) {
@@ -144,68 +98,6 @@ AVX2 static INLINE __m128i unpack_k4_scales(const uint8_t packed[12]) {
         (u[1] & 0x3F3F3F3F) | (uint64_t)(((u[2] >> 4) & 0x0F0F0F0F) | ((u[1] >> 6) & 0x03030303) << 4) << 32;
     return _mm_set_epi64x((long long)mn, (long long)sc);
 }
-
-AVX2 static INLINE void tile_q4_k(const uint8_t *w, size_t rb, const BlockQ8A *xq, int64_t nb, int R, int C,
-                                  float *y, int64_t ldy) {
-    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[TR][TC];
-    _Alignas(32) float S[TR][TC][8]; /* d * sc_j * da_j of the current super-block */
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
-    for (int64_t sb = 0; sb < nb / 8; sb++) {
-        const BlockQ4_K *bk[TR];
-        __m256 da[TC], dsum[TC];
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c++) {
-            __m256 sum;
-            load_da_sum8(xq + (size_t)c * nb + 8 * sb, &da[c], &sum);
-            dsum[c] = _mm256_mul_ps(da[c], sum);
-        }
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            bk[r] = (const BlockQ4_K *)(const void *)(w + (size_t)r * rb) + sb;
-            const __m128i sm = unpack_k4_scales(bk[r]->scales);
-            const __m256 dsc = _mm256_mul_ps(_mm256_broadcast_ss(&F16(bk[r]->d)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
-            const __m256 dmn = _mm256_mul_ps(_mm256_broadcast_ss(&F16(bk[r]->dmin)),
-                                             _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
-#pragma GCC unroll 4
-            for (int c = 0; c < C; c++) {
-                _mm256_store_ps(S[r][c], _mm256_mul_ps(dsc, da[c]));
-                acc[r][c] = _mm256_fnmadd_ps(dmn, dsum[c], acc[r][c]);
-            }
-        }
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            __m256i lo[TR], hi[TR];
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(bk[r]->qs + 32 * j));
-                lo[r] = _mm256_and_si256(q, m4);
-                hi[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            }
-#pragma GCC unroll 4
-            for (int c = 0; c < C; c++) {
-                const BlockQ8A *a = xq + (size_t)c * nb + 8 * sb + 2 * j;
-                const __m256i a0 = load_a(a), a1 = load_a(a + 1);
-#pragma GCC unroll 4
-                for (int r = 0; r < R; r++) {
-                    acc[r][c] = _mm256_fmadd_ps(sum_i16(_mm256_maddubs_epi16(lo[r], a0), ones),
-                                                _mm256_broadcast_ss(&S[r][c][2 * j]), acc[r][c]);
-                    acc[r][c] = _mm256_fmadd_ps(sum_i16(_mm256_maddubs_epi16(hi[r], a1), ones),
-                                                _mm256_broadcast_ss(&S[r][c][2 * j + 1]), acc[r][c]);
-                }
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c++) y[(size_t)c * ldy + r] = hsum_ps(acc[r][c]);
-}
-
-/* ---- Q6_K ---- */
 
 /* block k (0..7, a constant) of a Q6_K super-block as unsigned 0..63 (dot_avx2.c's table: the nibbles
  * of ql[64 (k / 4) + 32 (k % 2)..] (low for k % 4 < 2), bits 2 (k % 4), +1 of qh[32 (k / 4)..]) */
@@ -229,109 +121,288 @@ AVX2 static INLINE __m256i q6_scales(__m128i sc8, int k) {
     return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
 }
 
-AVX2 static INLINE void tile_q6_k(const uint8_t *w, size_t rb, const BlockQ8A *xq, int64_t nb, int R, int C,
-                                  float *y, int64_t ldy) {
-    const __m256i m32 = _mm256_set1_epi8(32);
-    __m256 acc[TR][TC];
-    _Alignas(32) float S[TR][TC][8]; /* d * da_k of the current super-block */
+/* ---- the panel: PR rows x up to KB blocks of 32 in one form for every layout ---- */
+
+#define PR 4  /* rows per panel */
+#define KB 64 /* blocks of 32 per panel (2048 values; a whole number of K-quant super-blocks) */
+
+enum { KIND_U, KIND_S, KIND_6 }; /* unsigned q with a minimum; signed q (Q8_0); Q6_K */
+
+typedef struct Panel {
+    _Alignas(32) uint8_t q[PR][KB][32]; /* KIND_U, KIND_6: codes 0..63; KIND_S: |w| */
+    union {
+        _Alignas(32) int16_t sc[PR][KB][16]; /* KIND_6: each int16 lane's group scale */
+        _Alignas(32) int8_t w[PR][KB][32];   /* KIND_S: the int8 values */
+    } u;
+    _Alignas(32) float s[PR][KB];        /* block scale: value = s * q (- m), per block */
+    _Alignas(32) float m[PR][KB];        /* KIND_U: value = s * q - m (dot: - m * da * sum(a)) */
+} Panel;
+
+/* block j of 32 values: q (and for Q8_0 the signed values into w) and the per-block s, m of the layouts of
+ * 32-value blocks */
+AVX2 static INLINE void pack_b32(uint32_t type, const uint8_t *blk, uint8_t q[32], int8_t w[32], float *s, float *m) {
+    __m256i v;
+    if (type == QT_Q8_0) {
+        const BlockQ8_0 *b = (const void *)blk;
+        const __m256i x = _mm256_loadu_si256((const __m256i *)b->qs);
+        _mm256_store_si256((__m256i *)w, x);
+        v = _mm256_sign_epi8(x, x);
+        *s = F16(b->d), *m = 0;
+    } else if (type == QT_Q4_0) {
+        const BlockQ4_0 *b = (const void *)blk;
+        v = unpack_nibbles(b->qs);
+        *s = F16(b->d), *m = 8 * F16(b->d);
+    } else if (type == QT_Q5_0) {
+        const BlockQ5_0 *b = (const void *)blk;
+        v = _mm256_or_si256(unpack_nibbles(b->qs), _mm256_and_si256(bits_mask(b->qh), _mm256_set1_epi8(16)));
+        *s = F16(b->d), *m = 16 * F16(b->d);
+    } else if (type == QT_Q4_1) {
+        const BlockQ4_1 *b = (const void *)blk;
+        v = unpack_nibbles(b->qs);
+        *s = F16(b->d), *m = -F16(b->m);
+    } else { /* Q5_1 */
+        const BlockQ5_1 *b = (const void *)blk;
+        v = _mm256_or_si256(unpack_nibbles(b->qs), _mm256_and_si256(bits_mask(b->qh), _mm256_set1_epi8(16)));
+        *s = F16(b->d), *m = -F16(b->m);
+    }
+    _mm256_store_si256((__m256i *)q, v);
+}
+
+/* super-block `blk` of Q4_K (five = 0) or Q5_K (five = 1): blocks 0..7 into q, s, m */
+AVX2 static INLINE void pack_k4(const uint8_t *blk, int five, uint8_t (*q)[32], float *s, float *m) {
+    const uint8_t *scales, *qs, *qh = NULL;
+    uint16_t d, dmin;
+    if (five) {
+        const BlockQ5_K *b = (const void *)blk;
+        scales = b->scales, qs = b->qs, qh = b->qh, d = b->d, dmin = b->dmin;
+    } else {
+        const BlockQ4_K *b = (const void *)blk;
+        scales = b->scales, qs = b->qs, d = b->d, dmin = b->dmin;
+    }
+    const __m128i sm = unpack_k4_scales(scales);
+    _mm256_store_ps(s, _mm256_mul_ps(_mm256_broadcast_ss(&F16(d)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm))));
+    _mm256_store_ps(m, _mm256_mul_ps(_mm256_broadcast_ss(&F16(dmin)),
+                                     _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)))));
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(16);
+    __m256i h = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if (five) { /* fifth bits: bit 2c of qh[l] for block 2c, bit 2c+1 for block 2c+1 */
+            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(h, 4), m16));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(h, 3), m16));
+            h = _mm256_srli_epi16(h, 2);
+        }
+        _mm256_store_si256((__m256i *)q[2 * c], lo);
+        _mm256_store_si256((__m256i *)q[2 * c + 1], hi);
+    }
+}
+
+/* Q6_K super-block: blocks 0..7 into q (0..63), sc (group scales per int16 lane), s = d */
+AVX2 static INLINE void pack_q6_k(const BlockQ6_K *b, uint8_t (*q)[32], int16_t (*sc)[16], float *s) {
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
+    for (int k = 0; k < 8; k++) {
+        _mm256_store_si256((__m256i *)q[k], q6_block(b, k));
+        _mm256_store_si256((__m256i *)sc[k], q6_scales(sc8, k));
+    }
+    _mm256_store_ps(s, _mm256_broadcast_ss(&F16(b->d)));
+}
+
+/* Rows w + r * rb (r < R), blocks b0 .. b0 + nbk of them, into the panel; s and m zero up to the next
+ * multiple of 8 blocks (the compute step reads them eight at a time). */
+AVX2 static INLINE void pack(uint32_t type, Panel *p, const uint8_t *w, size_t rb, int R, int64_t b0, int nbk) {
+    for (int r = 0; r < R; r++) {
+        const uint8_t *row = w + (size_t)r * rb;
+        if (type == QT_Q4_K || type == QT_Q5_K || type == QT_Q6_K) {
+            const size_t sbsz = type == QT_Q4_K ? sizeof(BlockQ4_K) : type == QT_Q5_K ? sizeof(BlockQ5_K) : sizeof(BlockQ6_K);
+            for (int j = 0; j < nbk; j += 8) {
+                const uint8_t *blk = row + (size_t)((b0 + j) / 8) * sbsz;
+                if (type == QT_Q6_K) {
+                    pack_q6_k((const void *)blk, &p->q[r][j], &p->u.sc[r][j], &p->s[r][j]);
+                    _mm256_store_ps(&p->m[r][j], _mm256_setzero_ps());
+                } else {
+                    pack_k4(blk, type == QT_Q5_K, &p->q[r][j], &p->s[r][j], &p->m[r][j]);
+                }
+            }
+        } else {
+            const size_t bsz = quant_traits(type)->block_bytes;
+            for (int j = 0; j < nbk; j++) pack_b32(type, row + (size_t)(b0 + j) * bsz, p->q[r][j], p->u.w[r][j], &p->s[r][j], &p->m[r][j]);
+            for (int j = nbk; j % 8; j++) p->s[r][j] = p->m[r][j] = 0;
+        }
+    }
+}
+
+/* da and da * sum of the gl (1..8) activation blocks from a, zero beyond */
+AVX2 static INLINE void load_da8(const BlockQ8A *a, int gl, __m256 *da, __m256 *dsum) {
+    if (gl == 8) {
+        __m256 sum;
+        load_da_sum8(a, da, &sum);
+        *dsum = _mm256_mul_ps(*da, sum);
+        return;
+    }
+    /* a masked gather of the d and sum fields (10 words apart): no read beyond block gl - 1, and no store
+     * to reload (a vector load of eight scalar stores would wait for them) */
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(gl), lane);
+    const __m256i idx = _mm256_mullo_epi32(lane, _mm256_set1_epi32((int)(sizeof(BlockQ8A) / 4)));
+    *da = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), &a->d, idx, _mm256_castsi256_ps(mask), 4);
+    const __m256i sum = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), &a->sum, idx, mask, 4);
+    *dsum = _mm256_mul_ps(*da, _mm256_cvtepi32_ps(sum));
+}
+
+/* y[c * ldy + r] (+)= dot of panel rows pr .. pr + R - 1 (blocks 0 .. nbk) with activations xq + c * ldq
+ * (c < C); `add` says whether to add to y (a later panel of the same rows) or to store. */
+AVX2 static INLINE void compute(int kind, const Panel *p, int pr, int R, int C, const BlockQ8A *xq, int64_t ldq,
+                                int nbk, float *y, int64_t ldy, int add) {
+    const __m256i ones = _mm256_set1_epi16(1), m32 = _mm256_set1_epi8(32);
+    __m256 acc[CR][TC];
+    /* s * da of every block, computed before the block loop reads them back as broadcasts (a store
+     * followed at once by a narrower load of it would wait for the store) */
+    _Alignas(32) float P[CR][TC][KB];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
-    for (int64_t sb = 0; sb < nb / 8; sb++) {
-        const BlockQ6_K *bk[TR];
-        __m128i sc8[TR];
-        __m256 da[TC];
+    for (int g = 0; g < nbk; g += 8) {
+        const int gl = nbk - g < 8 ? nbk - g : 8;
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
-            __m256 sum;
-            load_da_sum8(xq + (size_t)c * nb + 8 * sb, &da[c], &sum);
-        }
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            bk[r] = (const BlockQ6_K *)(const void *)(w + (size_t)r * rb) + sb;
-            sc8[r] = _mm_loadu_si128((const __m128i *)bk[r]->scales);
-            const __m256 d = _mm256_broadcast_ss(&F16(bk[r]->d));
-#pragma GCC unroll 4
-            for (int c = 0; c < C; c++) _mm256_store_ps(S[r][c], _mm256_mul_ps(d, da[c]));
-        }
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) {
-            __m256i q[TR], sc[TR];
+            __m256 da, dsum;
+            load_da8(xq + (size_t)c * ldq + g, gl, &da, &dsum);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
-                q[r] = q6_block(bk[r], k);
-                sc[r] = q6_scales(sc8[r], k);
-            }
-#pragma GCC unroll 4
-            for (int c = 0; c < C; c++) {
-                const __m256i av = load_a(xq + (size_t)c * nb + 8 * sb + k);
-                const __m256i off = _mm256_maddubs_epi16(m32, av);
-#pragma GCC unroll 4
-                for (int r = 0; r < R; r++) {
-                    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[r], av), off);
-                    acc[r][c] = _mm256_fmadd_ps(sum_i16(p, sc[r]), _mm256_broadcast_ss(&S[r][c][k]), acc[r][c]);
-                }
+                _mm256_store_ps(&P[r][c][g], _mm256_mul_ps(_mm256_load_ps(&p->s[pr + r][g]), da));
+                if (kind == KIND_U) acc[r][c] = _mm256_fnmadd_ps(_mm256_load_ps(&p->m[pr + r][g]), dsum, acc[r][c]);
             }
         }
+    }
+    for (int b = 0; b < nbk; b++) {
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            const __m256i av = load_a(xq + (size_t)c * ldq + b);
+            const __m256i off = kind == KIND_6 ? _mm256_maddubs_epi16(m32, av) : ones;
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256i q = _mm256_load_si256((const __m256i *)p->q[pr + r][b]);
+                __m256i s32;
+                if (kind == KIND_S)
+                    s32 = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(q, _mm256_sign_epi8(av, _mm256_load_si256((const __m256i *)p->u.w[pr + r][b]))),
+                        ones);
+                else if (kind == KIND_6)
+                    s32 = _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(q, av), off),
+                                            _mm256_load_si256((const __m256i *)p->u.sc[pr + r][b]));
+                else
+                    s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(q, av), ones);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_broadcast_ss(&P[r][c][b]), acc[r][c]);
+            }
+        }
+    }
+    if (R == 4) { /* the four rows' sums of each activation as one vector */
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0][c], acc[1 % R][c]), _mm256_hadd_ps(acc[2 % R][c], acc[3 % R][c]));
+            __m128 v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+            float *o = &y[(size_t)c * ldy];
+            if (add) v = _mm_add_ps(v, _mm_loadu_ps(o));
+            _mm_storeu_ps(o, v);
+        }
+        return;
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int c = 0; c < C; c++) y[(size_t)c * ldy + r] = hsum_ps(acc[r][c]);
-}
-
-/* ---- drivers: full tiles, then single rows / single activations at the edges ---- */
-
-typedef void (*TileFn)(const uint8_t *w, size_t rb, const BlockQ8A *xq, int64_t nb, float *y, int64_t ldy);
-
-/* tiles[full rows][full activations], full tiles being R x C */
-AVX2 static void drive(const TileFn tiles[2][2], int R, int C, const void *w, size_t rb, int64_t nr, int64_t n,
-                       const BlockQ8A *xq, int T, float *y, int64_t ldy) {
-    const int64_t nb = n / QK8A;
-    for (int64_t r = 0; r < nr;) {
-        const int full_r = nr - r >= R;
-        for (int t = 0; t < T;) {
-            const int full_c = T - t >= C;
-            tiles[full_r][full_c]((const uint8_t *)w + (size_t)r * rb, rb, xq + (size_t)t * nb, nb,
-                                  y + (size_t)t * ldy + r, ldy);
-            t += full_c ? C : 1;
+        for (int c = 0; c < C; c++) {
+            float *o = &y[(size_t)c * ldy + r];
+            *o = add ? *o + hsum_ps(acc[r][c]) : hsum_ps(acc[r][c]);
         }
-        r += full_r ? R : 1;
+}
+
+/* ---- drivers ---- */
+
+typedef void (*ComputeFn)(const Panel *p, int pr, const BlockQ8A *xq, int64_t ldq, int nbk, float *y, int64_t ldy,
+                          int add);
+
+#define COMPUTE_FN(name, kind, R, C)                                                                         \
+    AVX2 static void name(const Panel *p, int pr, const BlockQ8A *xq, int64_t ldq, int nbk, float *y,       \
+                          int64_t ldy, int add) {                                                            \
+        compute(kind, p, pr, R, C, xq, ldq, nbk, y, ldy, add);                                               \
+    }
+
+/* for each kind: full tiles (PR x TC), PR x 1, 1 x TC, 1 x 1 */
+#define COMPUTE_FNS(name, kind)                                                                              \
+    COMPUTE_FN(name##_rc, kind, CR, TC)                                                                      \
+    COMPUTE_FN(name##_r1, kind, CR, 1)                                                                       \
+    COMPUTE_FN(name##_1c, kind, 1, TC)                                                                       \
+    COMPUTE_FN(name##_11, kind, 1, 1)
+
+COMPUTE_FNS(compute_u, KIND_U)
+COMPUTE_FNS(compute_s, KIND_S)
+COMPUTE_FNS(compute_6, KIND_6)
+
+/* [kind][full rows][full activations] */
+static const ComputeFn COMPUTE[3][2][2] = {
+    {{compute_u_11, compute_u_1c}, {compute_u_r1, compute_u_rc}},
+    {{compute_s_11, compute_s_1c}, {compute_s_r1, compute_s_rc}},
+    {{compute_6_11, compute_6_1c}, {compute_6_r1, compute_6_rc}},
+};
+
+/* Ask for the weights the next pack will read (the same blocks of the next PR rows, or the next blocks
+ * of these rows) while this panel is computed: a pack that waits for memory row by row costs as much as
+ * a good part of the products. */
+static INLINE void prefetch_next(const void *w, size_t rb, int64_t nr, int64_t r, int64_t b0, int nbk, uint32_t type) {
+    const QuantTraits *t = quant_traits(type);
+    const size_t per_block = (size_t)t->block_bytes * QK8A / t->block_elems; /* bytes per 32 values */
+    const int64_t nb = (int64_t)(rb / per_block);
+    int64_t rn = r, bn = b0 + nbk;
+    if (bn >= nb) rn = r + PR, bn = 0;
+    if (rn >= nr) return;
+    const int64_t ne = nb - bn < KB ? nb - bn : KB;
+    for (int64_t k = rn; k < rn + PR && k < nr; k++) {
+        const uint8_t *base = (const uint8_t *)w + (size_t)k * rb + (size_t)bn * per_block;
+        for (size_t off = 0; off < (size_t)ne * per_block; off += 64) __builtin_prefetch(base + off, 0, 3);
     }
 }
 
-#define TILE_FN(name, R, C, call)                                                                            \
-    AVX2 static void name(const uint8_t *w, size_t rb, const BlockQ8A *xq, int64_t nb, float *y, int64_t ldy) { \
-        call(w, rb, xq, nb, R, C, y, ldy);                                                                   \
+AVX2 static INLINE void gemm(uint32_t type, int kind, const void *w, size_t rb, int64_t nr, int64_t n,
+                             const BlockQ8A *xq, int T, float *y, int64_t ldy) {
+    const int64_t nb = n / QK8A;
+    Panel p;
+    for (int64_t r = 0; r < nr; r += PR) {
+        const int R = nr - r < PR ? (int)(nr - r) : PR;
+        for (int64_t b0 = 0; b0 < nb; b0 += KB) {
+            const int nbk = nb - b0 < KB ? (int)(nb - b0) : KB;
+            pack(type, &p, (const uint8_t *)w + (size_t)r * rb, rb, R, b0, nbk);
+            prefetch_next(w, rb, nr, r, b0, nbk, type);
+            for (int t = 0; t < T;) {
+                const int C = T - t >= TC ? TC : 1;
+                const BlockQ8A *a = xq + (size_t)t * nb + b0;
+                float *yt = y + (size_t)t * ldy + r;
+                for (int pr = 0; pr < R;) {
+                    const int full = R - pr >= CR;
+                    COMPUTE[kind][full][C == TC](&p, pr, a, nb, nbk, yt + pr, ldy, b0 > 0);
+                    pr += full ? CR : 1;
+                }
+                t += C;
+            }
+        }
     }
+}
 
-/* GEMM_FOR(name, tile call, R, C): the four tile shapes (R x C, R x 1, 1 x C, 1 x 1) and the matmul entry
- * point of one layout */
-#define GEMM_FOR(name, call, R, C)                                                                           \
-    TILE_FN(name##_11, 1, 1, call)                                                                           \
-    TILE_FN(name##_1c, 1, C, call)                                                                           \
-    TILE_FN(name##_r1, R, 1, call)                                                                           \
-    TILE_FN(name##_rc, R, C, call)                                                                           \
+#define GEMM_FOR(name, type, kind)                                                                           \
     AVX2 static void name(const void *w, size_t rb, int64_t nr, int64_t n, const BlockQ8A *xq, int T, float *y, \
                           int64_t ldy) {                                                                     \
-        static const TileFn tiles[2][2] = {{name##_11, name##_1c}, {name##_r1, name##_rc}};                  \
-        drive(tiles, R, C, w, rb, nr, n, xq, T, y, ldy);                                                     \
+        gemm(type, kind, w, rb, nr, n, xq, T, y, ldy);                                                       \
     }
 
-#define CALL_Q8_0(w, rb, xq, nb, R, C, y, ldy) tile_b32(QT_Q8_0, sizeof(BlockQ8_0), w, rb, xq, nb, R, C, y, ldy)
-#define CALL_Q5_0(w, rb, xq, nb, R, C, y, ldy) tile_b32(QT_Q5_0, sizeof(BlockQ5_0), w, rb, xq, nb, R, C, y, ldy)
-#define CALL_Q4_0(w, rb, xq, nb, R, C, y, ldy) tile_b32(QT_Q4_0, sizeof(BlockQ4_0), w, rb, xq, nb, R, C, y, ldy)
-
-#ifndef GR
-#define GR 4
-#define GC 3
-#endif
-GEMM_FOR(gemm_q8_0, CALL_Q8_0, GR, GC)
-GEMM_FOR(gemm_q5_0, CALL_Q5_0, GR, GC)
-GEMM_FOR(gemm_q4_0, CALL_Q4_0, GR, GC)
-GEMM_FOR(gemm_q4_k, tile_q4_k, GR, GC)
-GEMM_FOR(gemm_q6_k, tile_q6_k, GR, GC)
+GEMM_FOR(gemm_q8_0, QT_Q8_0, KIND_S)
+GEMM_FOR(gemm_q4_0, QT_Q4_0, KIND_U)
+GEMM_FOR(gemm_q5_0, QT_Q5_0, KIND_U)
+GEMM_FOR(gemm_q4_1, QT_Q4_1, KIND_U)
+GEMM_FOR(gemm_q5_1, QT_Q5_1, KIND_U)
+GEMM_FOR(gemm_q4_k, QT_Q4_K, KIND_U)
+GEMM_FOR(gemm_q5_k, QT_Q5_K, KIND_U)
+GEMM_FOR(gemm_q6_k, QT_Q6_K, KIND_6)
 
 QuantGemmFn quant_gemm_avx2(uint32_t type) {
     switch (type) {
@@ -341,6 +412,12 @@ QuantGemmFn quant_gemm_avx2(uint32_t type) {
         return gemm_q5_0;
     case QT_Q4_0:
         return gemm_q4_0;
+    case QT_Q4_1:
+        return gemm_q4_1;
+    case QT_Q5_1:
+        return gemm_q5_1;
+    case QT_Q5_K:
+        return gemm_q5_k;
     case QT_Q4_K:
         return gemm_q4_k;
     case QT_Q6_K:

@@ -538,10 +538,10 @@ static int check_matmul(const TypeCase *tc, const uint8_t *w, int nr, int64_t n,
  * of 3 or 4), random rows; then the extreme blocks of quant_vec_dot_edges (saturation of the int16 pair
  * sums) through the tiles. */
 TEST(quant_matmul_tiles) {
-    static const int64_t lengths[] = {256, 896};
+    static const int64_t lengths[] = {256, 896, 4864};
     static const int rows[] = {1, 3, 4, 5, 9};
     static const int acts[] = {1, 2, 3, 4, 7};
-    enum { MAXR = 9, MAXT = 7, MAXN = 896 };
+    enum { MAXR = 9, MAXT = 7, MAXN = 4864 };
     float *x = malloc(MAXT * MAXN * sizeof(float));
     BlockQ8A *xq = malloc(MAXT * MAXN / QK8A * sizeof(BlockQ8A));
     for (int path = 0; path < 2; path++) {
