@@ -69,7 +69,11 @@ struct Backend {
     int (*forward_argmax)(Backend *b, const Batch *batch, const KVPages *kv, int32_t *ids, float *logprobs,
                           char *err, size_t errlen);
     void (*free)(Backend *b);
+    /* Optional: on = 1 starts a profile (steps run kernel by kernel, timed by group); on = 0 ends it and
+     * writes a table of the time per step in each group to report. 0, or -1 when not available. */
+    int (*profile)(Backend *b, int on, char *report, size_t len);
     size_t weight_bytes, kv_bytes, scratch_bytes; /* memory held, for reports */
+    double mem_bandwidth; /* device memory bandwidth measured by a copy at creation, bytes/s (0: unknown) */
 };
 
 /* Create the backend for a model: CUDA when possible (unless force_cpu), else the CPU; logs which and why.

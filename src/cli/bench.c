@@ -3,7 +3,9 @@
  * through the engine, the path requests take. Each run submits one (or `streams` concurrent) requests of a
  * synthetic prompt of p tokens (ordinary token ids from a fixed seed) and generates exactly n tokens
  * (end-of-generation ignored, greedy). Prints medians over r runs: prefill tok/s, decode tok/s (all
- * streams together), time to first token, and for one stream the GB/s of weights read while decoding.
+ * streams together), time to first token, and for one stream the GB/s of weights read while decoding and,
+ * where the backend measured its memory bandwidth (CUDA), the fraction of the bandwidth limit that is.
+ * Where the backend can profile (CUDA), one more decode run prints the time per step in each kernel group.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -165,9 +167,21 @@ int cmd_bench(int argc, char **argv) {
         double p = median(pf, runs), d = median(dc, runs), t = median(tf, runs);
         printf("streams %3d: prefill %.1f tok/s (%d tokens) | decode %.1f tok/s (%d tokens each) | ttft %.0f ms",
                streams[s], p, n_prompt, d, n_gen, t);
-        if (streams[s] == 1)
+        if (streams[s] == 1) {
             printf(" | weights read %.2f GB/s", d * bytes_per_token / 1e9);
+            if (be->mem_bandwidth > 0)
+                printf(" = %.1f%% of the bandwidth limit (%.0f GB/s measured: limit %.0f tok/s)",
+                       100.0 * d * bytes_per_token / be->mem_bandwidth, be->mem_bandwidth / 1e9,
+                       be->mem_bandwidth / bytes_per_token);
+        }
         printf("  [median of %d]\n", runs);
+    }
+    /* one more single-stream decode, kernel by kernel, for where a step's time goes */
+    if (!rc && be->profile && !be->profile((Backend *)be, 1, NULL, 0)) {
+        double p, d, t;
+        rc = run_once(&cm, prompt, 1, n_gen, 1, &p, &d, &t); /* a 1-token prompt: every step a decode step */
+        char report[2048];
+        if (!be->profile((Backend *)be, 0, report, sizeof report)) printf("%s", report);
     }
     free(prompt);
     cli_close(&cm);

@@ -52,9 +52,11 @@ static float frand(void) { /* uniform in [-1, 1) */
     return (float)rnd() / 2147483648.0f - 1.0f;
 }
 
+/* Device copies get 16 bytes of padding, as the backend's weights do (align256): the GEMV's last 32-bit load
+ * of a 2-byte-aligned chunk may read 2 bytes past a row's end. */
 static void *to_dev(const void *h, size_t n) {
     void *d = NULL;
-    if (cudaMalloc(&d, n ? n : 1) != cudaSuccess) return NULL;
+    if (cudaMalloc(&d, n + 16) != cudaSuccess) return NULL;
     cudaMemcpy(d, h, n, cudaMemcpyHostToDevice);
     return d;
 }
@@ -164,6 +166,33 @@ TEST(cuda_gemv_every_type) {
                         FAIL("ck_gemv %s entry %d row %lld: %.7g, expected %.7g (tol %.3g)", where, t, (long long)r,
                              y[t * rows + r], ref, tol);
                 }
+            /* gate (w) and up (a second weight) with SwiGLU in one pass, against the same references */
+            size_t rb2;
+            uint8_t *w2 = random_weight(type, rows, cols, &rb2);
+            float *wf2 = malloc(sizeof(float) * rows * cols);
+            for (int64_t r = 0; r < rows; r++) quant_dequantize_row(type, w2 + r * rb2, wf2 + r * cols, cols);
+            dw = to_dev(w, rb * rows);
+            void *dw2 = to_dev(w2, rb2 * rows);
+            dx = to_dev(x, sizeof(float) * T * cols), dy = to_dev(y0, sizeof(float) * T * rows);
+            CkMat g = {type, dw, rows, cols, rb}, u = {type, dw2, rows, cols, rb2};
+            const int ok = ck_gemv_swiglu(&g, &u, dx, T, dy, 0) == 0;
+            from_dev(y, dy, sizeof(float) * T * rows);
+            cudaFree(dw), cudaFree(dw2), cudaFree(dx), cudaFree(dy);
+            if (!ok) FAIL("ck_gemv_swiglu refused %s", quant_name(type));
+            for (int t = 0; t < T; t++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double gs = 0, us = 0, mg = 0, mu = 0;
+                    for (int64_t k = 0; k < cols; k++) {
+                        gs += (double)wf[r * cols + k] * x[t * cols + k], mg += fabs((double)wf[r * cols + k] * x[t * cols + k]);
+                        us += (double)wf2[r * cols + k] * x[t * cols + k], mu += fabs((double)wf2[r * cols + k] * x[t * cols + k]);
+                    }
+                    const double ref = gs / (1.0 + exp(-gs)) * us;
+                    const double tol = (1e-5 * mg + 1e-6) * (fabs(us) + 1e-5 * mu) + fabs(gs) * (1e-5 * mu + 1e-6) + 1e-6;
+                    if (fabs(y[t * rows + r] - ref) > tol)
+                        FAIL("ck_gemv_swiglu %s entry %d row %lld: %.7g, expected %.7g (tol %.3g)", where, t, (long long)r,
+                             y[t * rows + r], ref, tol);
+                }
+            free(w2), free(wf2);
             free(w), free(wf), free(x), free(bias), free(y0), free(y), free(deq);
         }
     }
@@ -278,12 +307,14 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
     void *dq = to_dev(q, sizeof(float) * T * q_dim), *dk = to_dev(k, sizeof(float) * T * kv_dim);
     void *dv = to_dev(v, sizeof(float) * T * kv_dim), *dinv = to_dev(inv_freq, sizeof inv_freq);
     void *dout = to_dev(out, sizeof(float) * T * q_dim);
-    const int max_splits = (max_ctx + CK_ATTN_SPLIT - 1) / CK_ATTN_SPLIT;
+    int split_len = 32;
+    while ((max_ctx + split_len - 1) / split_len > CK_ATTN_MAX_SPLITS) split_len *= 2;
+    const int max_splits = (max_ctx + split_len - 1) / split_len;
     float *part = NULL;
     cudaMalloc((void **)&part, sizeof(float) * max_splits * T * n_heads * (head_dim + 2));
     CkKV kv = {dks, dvs, dtab, pages_per_slot, page_size, n_pages, dpos, dseq};
     ck_rope_kv(dq, dk, dv, dinv, T, n_heads, n_kv_heads, head_dim, rope_dim, rope_style, &kv, layer, 0);
-    ck_attention(dq, dout, part, max_splits, T, n_heads, n_kv_heads, head_dim, &kv, layer, 0);
+    ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, 0);
     float *gq = malloc(sizeof(float) * T * q_dim);
     from_dev(gq, dq, sizeof(float) * T * q_dim);
     from_dev(out, dout, sizeof(float) * T * q_dim);
@@ -390,11 +421,18 @@ TEST(cuda_argmax) {
     void *dl = to_dev(l, sizeof(float) * n * vocab);
     int32_t *did = NULL, ids[3];
     float *dlp = NULL, lp[3];
+    void *scratch = NULL;
     cudaMalloc((void **)&did, sizeof ids), cudaMalloc((void **)&dlp, sizeof lp);
-    ck_argmax(dl, n, vocab, did, dlp, 0);
-    from_dev(ids, did, sizeof ids);
-    from_dev(lp, dlp, sizeof lp);
-    cudaFree(dl), cudaFree(did), cudaFree(dlp);
+    cudaMalloc(&scratch, ck_argmax_scratch(n));
+    cudaMemset(scratch, 0, ck_argmax_scratch(n));
+    for (int round = 0; round < 2; round++) { /* the second call checks that the first left the scratch ready */
+        ck_argmax(dl, n, vocab, did, dlp, scratch, 0);
+        from_dev(ids, did, sizeof ids);
+        from_dev(lp, dlp, sizeof lp);
+        for (int r = 0; r < n; r++)
+            if (ids[r] != expect[r]) FAIL("round %d row %d: argmax %d, expected %d", round, r, ids[r], expect[r]);
+    }
+    cudaFree(dl), cudaFree(did), cudaFree(dlp), cudaFree(scratch);
     for (int r = 0; r < n; r++) {
         ASSERT_EQ_INT(ids[r], expect[r]);
         double z = 0, mx = l[r * vocab + expect[r]];

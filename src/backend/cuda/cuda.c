@@ -75,9 +75,23 @@ static int cublas_open(Cublas *cb, cudaStream_t stream, char *err, size_t errlen
 /* ---- the backend ---- */
 
 typedef struct Graph {
-    int T, splits, argmax;
+    int T, split_len, splits, argmax;
     cudaGraphExec_t exec;
 } Graph;
+
+/* Profile: an event before each group of launches; the time to the next event is that group's. */
+enum { P_EMBED, P_NORM, P_QKV, P_ROPE_KV, P_ATTN, P_WO, P_GATE_UP, P_SWIGLU, P_DOWN, P_HEAD, P_ARGMAX, P_COUNT };
+static const char *const PROF_NAMES[P_COUNT] = {"embed", "rmsnorm", "q/k/v gemv", "rope+kv write", "attention",
+                                                "o gemv", "gate/up gemv", "swiglu", "down gemv", "lm head",
+                                                "argmax"};
+#define PROF_EVENTS 1024
+
+typedef struct Prof {
+    int on, n_marks, steps;
+    cudaEvent_t ev[PROF_EVENTS];
+    int group[PROF_EVENTS];
+    double ms[P_COUNT];
+} Prof;
 
 typedef struct CudaLayer {
     CkMat wq, wk, wv, wo, gate, up, down;
@@ -98,15 +112,63 @@ typedef struct CudaBackend {
     void *k_store, *v_store;
     float *x, *xb, *q, *k, *v, *hb, *hb2, *logits, *inv_freq, *lp, *part;
     void *wtmp, *xh;                /* dequantized weight (fp16 or fp32), fp16 activations */
+    void *argmax_scratch;
     size_t wtmp_bytes;
     int32_t *d_in, *d_ids;          /* inputs: token, pos, seq, out rows (max_batch each), then the page table */
-    int part_splits, table_ints;    /* attention splits the partials hold; page table entries */
+    int table_ints;                 /* page table entries d_in holds */
     /* pinned host staging */
     int32_t *h_in, *h_ids;
     float *h_lp;
     Graph graphs[MAX_GRAPHS];
     int n_graphs, use_graphs;
+    Prof prof;
 } CudaBackend;
+
+static void mark(CudaBackend *s, int group) {
+    Prof *p = &s->prof;
+    if (!p->on || p->n_marks >= PROF_EVENTS) return;
+    cudaEventRecord(p->ev[p->n_marks], s->stream);
+    p->group[p->n_marks++] = group;
+}
+
+/* After a profiled step: add each group's time. */
+static void prof_collect(CudaBackend *s) {
+    Prof *p = &s->prof;
+    if (!p->on || p->n_marks < 2) return;
+    cudaEventSynchronize(p->ev[p->n_marks - 1]);
+    for (int i = 0; i + 1 < p->n_marks; i++) {
+        float ms = 0;
+        cudaEventElapsedTime(&ms, p->ev[i], p->ev[i + 1]);
+        if (p->group[i] >= 0) p->ms[p->group[i]] += ms;
+    }
+    p->n_marks = 0;
+    p->steps++;
+}
+
+static int cuda_profile(Backend *base, int on, char *report, size_t len) {
+    CudaBackend *s = (CudaBackend *)base;
+    Prof *p = &s->prof;
+    if (on) {
+        if (!p->ev[0])
+            for (int i = 0; i < PROF_EVENTS; i++)
+                if (cudaEventCreate(&p->ev[i]) != cudaSuccess) return -1;
+        memset(p->ms, 0, sizeof p->ms);
+        p->steps = p->n_marks = 0;
+        p->on = 1;
+        return 0;
+    }
+    p->on = 0;
+    double total = 0;
+    for (int g = 0; g < P_COUNT; g++) total += p->ms[g];
+    size_t off = 0;
+    off += (size_t)snprintf(report + off, len - off, "profile: %d steps, %.1f us per step on the GPU (kernels launched one by one)\n",
+                            p->steps, p->steps ? 1000.0 * total / p->steps : 0.0);
+    for (int g = 0; g < P_COUNT && off < len; g++)
+        if (p->ms[g] > 0)
+            off += (size_t)snprintf(report + off, len - off, "  %-14s %8.1f us/step %5.1f%%\n", PROF_NAMES[g],
+                                    1000.0 * p->ms[g] / (p->steps ? p->steps : 1), 100.0 * p->ms[g] / (total > 0 ? total : 1));
+    return 0;
+}
 
 #define CU(call, what)                                                                                    \
     do {                                                                                                  \
@@ -153,30 +215,44 @@ static void matmul(CudaBackend *s, const CkMat *w, const float *x, int T, float 
     if (bias) ck_add_bias(y, bias, T, m, s->stream);
 }
 
-static int splits_for(int n_positions) {
-    return (n_positions + CK_ATTN_SPLIT - 1) / CK_ATTN_SPLIT;
+/* The attention's split length for contexts up to n positions: 32, doubled until at most
+ * CK_ATTN_MAX_SPLITS splits cover them (short contexts get many small splits: more blocks in flight). */
+static int split_len_for(int n) {
+    int len = 32;
+    while ((n + len - 1) / len > CK_ATTN_MAX_SPLITS) len *= 2;
+    return len;
 }
 
 /* Final norm, LM head (and the greedy choice) for the entries in rows r0 .. r0+n of the wanted list. */
 static void enqueue_head(CudaBackend *s, int r0, int n, int argmax) {
     const Config *c = s->c;
+    mark(s, P_NORM);
     ck_rmsnorm(s->x, in_rows(s, s->d_in) + r0, s->output_norm, s->xb, n, c->dim, c->norm_eps, s->stream);
+    mark(s, P_HEAD);
     matmul(s, &s->output, s->xb, n, s->logits, NULL, 0);
-    if (argmax) ck_argmax(s->logits, n, c->vocab_size, s->d_ids, s->lp, s->stream);
+    if (argmax) {
+        mark(s, P_ARGMAX);
+        ck_argmax(s->logits, n, c->vocab_size, s->d_ids, s->lp, s->argmax_scratch, s->stream);
+    }
+    mark(s, -1);
 }
 
 /* Enqueue the forward of T entries (inputs already in d_in) up to the logits of n_out rows, and the greedy
- * choice when argmax. attn_splits: the attention grid's split count (>= what the longest entry needs). */
-static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int attn_splits, int pages_per_slot,
-                            float *hidden) {
+ * choice when argmax. The attention runs `splits` splits of split_len positions (enough for the longest
+ * entry). hidden: the residual stream after each layer goes there (host memory), for comparisons. */
+static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int split_len, int splits,
+                            int pages_per_slot, float *hidden) {
     const Config *c = s->c;
     const int dim = c->dim;
     int32_t *d_tok = in_token(s, s->d_in), *d_pos = in_pos(s, s->d_in), *d_seq = in_seq(s, s->d_in);
+    mark(s, P_EMBED);
     ck_embed(&s->embd, d_tok, T, s->x, s->stream);
     if (hidden) cudaMemcpyAsync(hidden, s->x, (size_t)T * dim * sizeof(float), cudaMemcpyDeviceToHost, s->stream);
     for (int l = 0; l < c->n_layers; l++) {
         const CudaLayer *L = &s->layers[l];
+        mark(s, P_NORM);
         ck_rmsnorm(s->x, NULL, L->attn_norm, s->xb, T, dim, c->norm_eps, s->stream);
+        mark(s, P_QKV);
         matmul(s, &L->wq, s->xb, T, s->q, L->bq, 0);
         matmul(s, &L->wk, s->xb, T, s->k, L->bk, 0);
         matmul(s, &L->wv, s->xb, T, s->v, L->bv, 0);
@@ -184,23 +260,33 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int at
             const int n = T - t0 < ATTN_CHUNK ? T - t0 : ATTN_CHUNK;
             CkKV kv = {s->k_store, s->v_store, in_table(s, s->d_in), pages_per_slot, s->base.opt.page_size,
                        s->base.opt.n_pages, d_pos + t0, d_seq + t0};
+            mark(s, P_ROPE_KV);
             ck_rope_kv(s->q + (size_t)t0 * s->q_dim, s->k + (size_t)t0 * s->kv_dim, s->v + (size_t)t0 * s->kv_dim,
                        s->inv_freq, n, c->n_heads, c->n_kv_heads, c->head_dim, c->rope_dim, (int)c->arch->rope, &kv,
                        l, s->stream);
-            ck_attention(s->q + (size_t)t0 * s->q_dim, s->xb + (size_t)t0 * s->q_dim, s->part, attn_splits, n,
+            mark(s, P_ATTN);
+            ck_attention(s->q + (size_t)t0 * s->q_dim, s->xb + (size_t)t0 * s->q_dim, s->part, splits, split_len, n,
                          c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, s->stream);
         }
+        mark(s, P_WO);
         matmul(s, &L->wo, s->xb, T, s->x, NULL, 1);
+        mark(s, P_NORM);
         ck_rmsnorm(s->x, NULL, L->ffn_norm, s->xb, T, dim, c->norm_eps, s->stream);
-        matmul(s, &L->gate, s->xb, T, s->hb, NULL, 0);
-        matmul(s, &L->up, s->xb, T, s->hb2, NULL, 0);
-        ck_swiglu(s->hb, s->hb2, (size_t)T * c->hidden_dim, s->stream);
+        mark(s, P_GATE_UP);
+        if (T > GEMV_MAX_T || ck_gemv_swiglu(&L->gate, &L->up, s->xb, T, s->hb, s->stream)) {
+            matmul(s, &L->gate, s->xb, T, s->hb, NULL, 0);
+            matmul(s, &L->up, s->xb, T, s->hb2, NULL, 0);
+            mark(s, P_SWIGLU);
+            ck_swiglu(s->hb, s->hb2, (size_t)T * c->hidden_dim, s->stream);
+        }
+        mark(s, P_DOWN);
         matmul(s, &L->down, s->hb, T, s->x, NULL, 1);
         if (hidden)
             cudaMemcpyAsync(hidden + (size_t)(l + 1) * T * dim, s->x, (size_t)T * dim * sizeof(float),
                             cudaMemcpyDeviceToHost, s->stream);
     }
     if (n_out > 0) enqueue_head(s, 0, n_out, argmax);
+    else mark(s, -1);
 }
 
 static int check_batch(const CudaBackend *s, const Batch *b, const KVPages *kv, char *err, size_t errlen) {
@@ -225,24 +311,19 @@ static int check_batch(const CudaBackend *s, const Batch *b, const KVPages *kv, 
     return 0;
 }
 
-/* The attention partials for page tables of this width (once; again only if the width grows). */
-static int ensure_partials(CudaBackend *s, int pages_per_slot, char *err, size_t errlen) {
-    const int splits = splits_for(pages_per_slot * s->base.opt.page_size);
+/* The step inputs for page tables of this width (sized once; again only if the width grows). */
+static int ensure_inputs(CudaBackend *s, int pages_per_slot, char *err, size_t errlen) {
     const int table_ints = s->base.opt.n_slots * pages_per_slot;
-    if (splits <= s->part_splits && table_ints <= s->table_ints) return 0;
+    if (table_ints <= s->table_ints) return 0;
     cudaStreamSynchronize(s->stream);
     for (int i = 0; i < s->n_graphs; i++) cudaGraphExecDestroy(s->graphs[i].exec);
     s->n_graphs = 0;
-    cudaFree(s->part), cudaFree(s->d_in), cudaFreeHost(s->h_in);
-    s->part = NULL, s->d_in = NULL, s->h_in = NULL;
-    const int chunk = s->max_batch < ATTN_CHUNK ? s->max_batch : ATTN_CHUNK;
-    const size_t part = (size_t)chunk * s->c->n_heads * splits * (s->c->head_dim + 2) * sizeof(float);
+    cudaFree(s->d_in), cudaFreeHost(s->h_in);
+    s->d_in = NULL, s->h_in = NULL;
     const size_t in = ((size_t)4 * s->max_batch + table_ints) * sizeof(int32_t);
-    CU(cudaMalloc((void **)&s->part, part), "attention partials");
     CU(cudaMalloc((void **)&s->d_in, in), "step inputs");
     CU(cudaMallocHost((void **)&s->h_in, in), "pinned step inputs");
-    s->base.scratch_bytes += part + in;
-    s->part_splits = splits;
+    s->base.scratch_bytes += in;
     s->table_ints = table_ints;
     return 0;
 }
@@ -250,7 +331,7 @@ static int ensure_partials(CudaBackend *s, int pages_per_slot, char *err, size_t
 static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int argmax, float *logits, int32_t *ids,
                           float *logprobs, char *err, size_t errlen) {
     if (check_batch(s, b, kv, err, errlen)) return -1;
-    if (ensure_partials(s, kv->pages_per_slot, err, errlen)) return -1;
+    if (ensure_inputs(s, kv->pages_per_slot, err, errlen)) return -1;
     const int T = b->n;
     int n_out = 0, max_pos = 0;
     int32_t *rows = in_rows(s, s->h_in);
@@ -266,30 +347,34 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
     CU(cudaMemcpyAsync(s->d_in, s->h_in, ((size_t)4 * s->max_batch + table_ints) * sizeof(int32_t),
                        cudaMemcpyHostToDevice, s->stream), "copy step inputs");
 
-    /* decode-like steps run as graphs: splits rounded up to a power of two so few graphs cover all lengths */
+    /* decode-like steps run as graphs, keyed by the attention's split length and split count (rounded up
+     * to a power of two), so that a few graphs cover every context length */
+    const int split_len = split_len_for(max_pos + 1);
     int splits = 1;
-    while (splits < splits_for(max_pos + 1)) splits *= 2;
-    if (splits > s->part_splits) splits = s->part_splits;
+    while (splits * split_len < max_pos + 1) splits *= 2;
+    if (splits > CK_ATTN_MAX_SPLITS) splits = CK_ATTN_MAX_SPLITS;
     /* more wanted rows than the logits buffer holds: the head runs in chunks after the layers */
     const int chunked = n_out > s->n_logits_rows;
-    const int graphable = s->use_graphs && !b->hidden && n_out == T && T <= GEMV_MAX_T && !chunked;
+    const int graphable = s->use_graphs && !s->prof.on && !b->hidden && n_out == T && T <= GEMV_MAX_T && !chunked;
     Graph *g = NULL;
     for (int i = 0; graphable && i < s->n_graphs && !g; i++)
-        if (s->graphs[i].T == T && s->graphs[i].splits == splits && s->graphs[i].argmax == argmax) g = &s->graphs[i];
+        if (s->graphs[i].T == T && s->graphs[i].split_len == split_len && s->graphs[i].splits == splits &&
+            s->graphs[i].argmax == argmax)
+            g = &s->graphs[i];
     if (!g && graphable && s->n_graphs < MAX_GRAPHS) {
         cudaGraph_t graph;
         CU(cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal), "begin graph capture");
-        enqueue_forward(s, T, n_out, argmax, splits, kv->pages_per_slot, NULL);
+        enqueue_forward(s, T, n_out, argmax, split_len, splits, kv->pages_per_slot, NULL);
         CU(cudaStreamEndCapture(s->stream, &graph), "end graph capture");
         g = &s->graphs[s->n_graphs];
         cudaError_t e = cudaGraphInstantiate(&g->exec, graph, 0);
         cudaGraphDestroy(graph);
         CU(e, "instantiate graph");
-        g->T = T, g->splits = splits, g->argmax = argmax;
+        g->T = T, g->split_len = split_len, g->splits = splits, g->argmax = argmax;
         s->n_graphs++;
     }
     if (g) CU(cudaGraphLaunch(g->exec, s->stream), "launch graph");
-    else enqueue_forward(s, T, chunked ? 0 : n_out, argmax, splits, kv->pages_per_slot, b->hidden);
+    else enqueue_forward(s, T, chunked ? 0 : n_out, argmax, split_len, splits, kv->pages_per_slot, b->hidden);
 
     if (chunked) {
         for (int r0 = 0; r0 < n_out; r0 += s->n_logits_rows) {
@@ -317,6 +402,7 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
                                cudaMemcpyDeviceToHost, s->stream), "copy logits");
         CU(cudaStreamSynchronize(s->stream), "forward");
     }
+    prof_collect(s);
     return 0;
 }
 
@@ -336,10 +422,11 @@ static void cuda_free(Backend *base) {
     if (!s) return;
     if (s->stream) cudaStreamSynchronize(s->stream);
     for (int i = 0; i < s->n_graphs; i++) cudaGraphExecDestroy(s->graphs[i].exec);
+    for (int i = 0; i < PROF_EVENTS && s->prof.ev[i]; i++) cudaEventDestroy(s->prof.ev[i]);
     if (s->cb.h) s->cb.destroy(s->cb.h);
     if (s->cb.lib) dlclose(s->cb.lib);
     void *dev[] = {s->weights, s->k_store, s->v_store, s->x, s->xb, s->q, s->k, s->v, s->hb, s->hb2, s->logits,
-                   s->inv_freq, s->lp, s->part, s->wtmp, s->xh, s->d_in, s->d_ids};
+                   s->inv_freq, s->lp, s->part, s->wtmp, s->xh, s->d_in, s->d_ids, s->argmax_scratch};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
     cudaFreeHost(s->h_in), cudaFreeHost(s->h_ids), cudaFreeHost(s->h_lp);
     if (s->stream) cudaStreamDestroy(s->stream);
@@ -405,6 +492,33 @@ static void *dev_alloc(size_t bytes, size_t *total, int *failed) {
     return p;
 }
 
+/* The device's memory bandwidth as a 256 MiB device-to-device copy sees it (bytes read + written per
+ * second, best of 5); 0 when the scratch for it is not there. */
+static double measure_bandwidth(cudaStream_t stream) {
+    const size_t n = (size_t)256 << 20;
+    void *a = NULL, *b = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    double best = 0;
+    if (cudaMalloc(&a, n) == cudaSuccess && cudaMalloc(&b, n) == cudaSuccess && cudaEventCreate(&e0) == cudaSuccess &&
+        cudaEventCreate(&e1) == cudaSuccess) {
+        cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, stream); /* warm-up */
+        for (int i = 0; i < 5; i++) {
+            float ms = 0;
+            cudaEventRecord(e0, stream);
+            cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, stream);
+            cudaEventRecord(e1, stream);
+            cudaEventSynchronize(e1);
+            cudaEventElapsedTime(&ms, e0, e1);
+            if (ms > 0 && 2.0 * n / (ms * 1e-3) > best) best = 2.0 * n / (ms * 1e-3);
+        }
+    }
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    cudaFree(a), cudaFree(b);
+    cudaGetLastError();
+    return best;
+}
+
 static void fmt_gib(char *buf, size_t n, size_t bytes) {
     snprintf(buf, n, "%.2f GiB", (double)bytes / (1024.0 * 1024.0 * 1024.0));
 }
@@ -432,6 +546,7 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->base.forward = cuda_forward;
     s->base.forward_argmax = cuda_forward_argmax;
     s->base.free = cuda_free;
+    s->base.profile = cuda_profile;
     s->c = c;
     s->q_dim = c->n_heads * c->head_dim;
     s->kv_dim = c->n_kv_heads * c->head_dim;
@@ -458,6 +573,7 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->wtmp_bytes = opt->max_batch > GEMV_MAX_T ? biggest * 4 : 0;
     const size_t scratch_est = s->wtmp_bytes + T * s->widest_in * 2 +
                                sizeof(float) * (T * (c->dim + widest + s->q_dim + 2 * s->kv_dim + 2 * c->hidden_dim) +
+                                                (size_t)ATTN_CHUNK * c->n_heads * CK_ATTN_MAX_SPLITS * (c->head_dim + 2) +
                                                 (size_t)s->n_logits_rows * (c->vocab_size + 1));
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
@@ -519,13 +635,17 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->lp = dev_alloc((size_t)s->n_logits_rows * sizeof(float), &scratch, &failed);
     s->d_ids = dev_alloc((size_t)s->n_logits_rows * sizeof(int32_t), &scratch, &failed);
     s->inv_freq = dev_alloc((size_t)c->rope_dim / 2 * sizeof(float), &scratch, &failed);
+    s->argmax_scratch = dev_alloc(ck_argmax_scratch(s->n_logits_rows), &scratch, &failed);
     s->wtmp = dev_alloc(s->wtmp_bytes, &scratch, &failed);
     s->xh = dev_alloc(T * s->widest_in * 2, &scratch, &failed);
+    const size_t chunk = (size_t)(opt->max_batch < ATTN_CHUNK ? opt->max_batch : ATTN_CHUNK);
+    s->part = dev_alloc(chunk * c->n_heads * CK_ATTN_MAX_SPLITS * (c->head_dim + 2) * sizeof(float), &scratch, &failed);
     if (failed || cudaMallocHost((void **)&s->h_ids, (size_t)s->n_logits_rows * sizeof(int32_t)) != cudaSuccess ||
         cudaMallocHost((void **)&s->h_lp, (size_t)s->n_logits_rows * sizeof(float)) != cudaSuccess) {
         snprintf(err, errlen, "out of GPU memory: KV cache %zu bytes, scratch %zu bytes", kv, scratch);
         goto fail;
     }
+    cudaMemset(s->argmax_scratch, 0, ck_argmax_scratch(s->n_logits_rows));
     cudaMemset(s->k_store, 0, kv_half * 2);
     cudaMemset(s->v_store, 0, kv_half * 2);
     float *inv = malloc((size_t)c->rope_dim / 2 * sizeof(float) + 1);
@@ -541,6 +661,7 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
         snprintf(err, errlen, "CUDA: %s", cudaGetErrorString(e));
         goto fail;
     }
+    s->base.mem_bandwidth = measure_bandwidth(s->stream);
     s->base.weight_bytes = weight_bytes;
     s->base.kv_bytes = kv;
     s->base.scratch_bytes = scratch;

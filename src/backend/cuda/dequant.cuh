@@ -48,6 +48,16 @@ __device__ __forceinline__ void k4_scale_min(const uint8_t *q, int j, float *sc,
     }
 }
 
+/* Block geometry at compile time (the sizes of ../../quant.h's structs; 32 or 256 values per block). */
+__host__ __device__ constexpr int quant_block_elems_dev(int t) {
+    return t == QT_Q2_K || t == QT_Q3_K || t == QT_Q4_K || t == QT_Q5_K || t == QT_Q6_K ? 256 : 32;
+}
+__host__ __device__ constexpr int quant_block_bytes_dev(int t) {
+    return t == QT_Q4_0 ? 18 : t == QT_Q4_1 ? 20 : t == QT_Q5_0 ? 22 : t == QT_Q5_1 ? 24 : t == QT_Q8_0 ? 34
+         : t == QT_Q2_K ? 84 : t == QT_Q3_K ? 110 : t == QT_Q4_K ? 144 : t == QT_Q5_K ? 176 : t == QT_Q6_K ? 210
+         : t == QT_F32 ? 128 : 64;
+}
+
 /* Values 32u .. 32u+31 of a row of type T into v. */
 template <int T> __device__ __forceinline__ void unit_load(const uint8_t *row, int u, float v[32]);
 

@@ -10,6 +10,12 @@
 
 #define WARP 32
 
+static_assert(quant_block_bytes_dev(QT_Q4_0) == sizeof(BlockQ4_0) && quant_block_bytes_dev(QT_Q4_1) == sizeof(BlockQ4_1) &&
+                  quant_block_bytes_dev(QT_Q5_0) == sizeof(BlockQ5_0) && quant_block_bytes_dev(QT_Q5_1) == sizeof(BlockQ5_1) &&
+                  quant_block_bytes_dev(QT_Q8_0) == sizeof(BlockQ8_0) && quant_block_bytes_dev(QT_Q4_K) == sizeof(BlockQ4_K) &&
+                  quant_block_bytes_dev(QT_Q5_K) == sizeof(BlockQ5_K) && quant_block_bytes_dev(QT_Q6_K) == sizeof(BlockQ6_K),
+              "device block sizes agree with quant.h");
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -115,35 +121,109 @@ extern "C" void ck_dequant(const CkMat *m, void *out, int half_out, cudaStream_t
 
 #define GEMV_WARPS 4
 
+/* Bytes of 32 consecutive units (a warp's share of a row per step) for the quantized layouts. */
+template <int T> struct Chunk {
+    static constexpr int bytes = quant_block_bytes_dev(T) * (quant_block_elems_dev(T) == 256 ? 4 : 32);
+};
+
+/* dot of the 32 values v with activation row x at unit u, fp32 */
+__device__ __forceinline__ float dot32(const float v[32], const float *x, int u) {
+    const float4 *xp = (const float4 *)(x + (size_t)u * 32);
+    float a = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        const float4 xv = xp[k];
+        a = fmaf(v[4 * k], xv.x, a);
+        a = fmaf(v[4 * k + 1], xv.y, a);
+        a = fmaf(v[4 * k + 2], xv.z, a);
+        a = fmaf(v[4 * k + 3], xv.w, a);
+    }
+    return a;
+}
+
+/* A warp's chunk of a quantized row into registers: lane holds words lane, lane + 32, ... (all loads issued
+ * together); then into the warp's shared buffer. Chunks start on 2-byte boundaries (every block size is
+ * even); a last word may read up to 2 bytes past the chunk, inside the tensor's 256-byte-padded allocation. */
+template <int CB> struct ChunkRegs {
+    static constexpr int W = (CB / 4 + WARP - 1) / WARP;
+    uint32_t r[W];
+};
+
+template <int CB>
+__device__ __forceinline__ void chunk_fetch(ChunkRegs<CB> &c, const uint8_t *src, int bytes, int lane) {
+    const int words = (bytes + 3) / 4;
+    if (((uintptr_t)src & 3) == 0) {
+#pragma unroll
+        for (int k = 0; k < ChunkRegs<CB>::W; k++) {
+            const int i = lane + WARP * k;
+            if (i < words) c.r[k] = __ldg((const unsigned int *)src + i);
+        }
+    } else {
+        const uint16_t *h = (const uint16_t *)src;
+#pragma unroll
+        for (int k = 0; k < ChunkRegs<CB>::W; k++) {
+            const int i = lane + WARP * k;
+            if (i < words) c.r[k] = (uint32_t)h[2 * i] | (uint32_t)h[2 * i + 1] << 16;
+        }
+    }
+}
+
+template <int CB>
+__device__ __forceinline__ void chunk_store(const ChunkRegs<CB> &c, uint8_t *stage, int bytes, int lane) {
+    const int words = (bytes + 3) / 4;
+#pragma unroll
+    for (int k = 0; k < ChunkRegs<CB>::W; k++) {
+        const int i = lane + WARP * k;
+        if (i < words) ((uint32_t *)stage)[i] = c.r[k];
+    }
+}
+
+template <int T> __device__ __forceinline__ int chunk_bytes(int units, int u0) {
+    const int n_units = min(WARP, units - u0);
+    return quant_block_elems_dev(T) == 256 ? n_units / 8 * quant_block_bytes_dev(T) : n_units * quant_block_bytes_dev(T);
+}
+
+template <int T> __device__ __forceinline__ const uint8_t *chunk_src(const uint8_t *row, int u0) {
+    return row + (size_t)u0 / (quant_block_elems_dev(T) == 256 ? 8 : 1) * quant_block_bytes_dev(T);
+}
+
+/* Quantized rows are read a warp-wide chunk at a time (32 units, contiguous bytes) with coalesced 32-bit
+ * loads into shared memory, then each lane decodes its unit from there; float rows are read directly
+ * (their units are 16-byte aligned). */
 template <int T, int NT>
 __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     gemv_kernel(const uint8_t *w, size_t row_bytes, int rows, int cols, const float *x, float *y, int ldy,
                 const float *bias, int accumulate) {
-    const int lane = threadIdx.x % WARP;
-    const int row = blockIdx.x * GEMV_WARPS + threadIdx.x / WARP;
+    constexpr bool staged = T != QT_F32 && T != QT_F16 && T != QT_BF16;
+    constexpr int CB = staged ? Chunk<T>::bytes : 16;
+    __shared__ __align__(16) uint8_t stage[GEMV_WARPS][(CB + 15) / 16 * 16 + 16];
+    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    const int row = blockIdx.x * GEMV_WARPS + warp;
     if (row >= rows) return;
     const uint8_t *wr = w + (size_t)row * row_bytes;
     const int units = cols / 32;
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-    for (int u = lane; u < units; u += WARP) {
+    ChunkRegs<CB> regs;
+    if constexpr (staged) chunk_fetch(regs, chunk_src<T>(wr, 0), chunk_bytes<T>(units, 0), lane);
+    for (int u0 = 0; u0 < units; u0 += WARP) {
+        const int u = u0 + lane;
         float v[32];
-        unit_load<T>(wr, u, v);
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            const float4 *xp = (const float4 *)(x + (size_t)t * cols + (size_t)u * 32);
-            float a = 0.0f;
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                const float4 xv = xp[k];
-                a = fmaf(v[4 * k], xv.x, a);
-                a = fmaf(v[4 * k + 1], xv.y, a);
-                a = fmaf(v[4 * k + 2], xv.z, a);
-                a = fmaf(v[4 * k + 3], xv.w, a);
-            }
-            acc[t] += a;
+        if constexpr (staged) {
+            /* this chunk into shared memory, the next one's loads in flight while this one is used */
+            __syncwarp();
+            chunk_store(regs, stage[warp], chunk_bytes<T>(units, u0), lane);
+            __syncwarp();
+            if (u0 + WARP < units) chunk_fetch(regs, chunk_src<T>(wr, u0 + WARP), chunk_bytes<T>(units, u0 + WARP), lane);
+            if (u >= units) continue;
+            unit_load<T>(stage[warp], lane, v);
+        } else {
+            if (u >= units) continue;
+            unit_load<T>(wr, u, v);
         }
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[t] += dot32(v, x + (size_t)t * cols, u);
     }
 #pragma unroll
     for (int t = 0; t < NT; t++) {
@@ -154,6 +234,99 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
             *out = accumulate ? *out + r : r;
         }
     }
+}
+
+/* gate and up rows r together, out = silu(gate . x) * (up . x): the SwiGLU input of the FFN in one pass. */
+template <int T, int NT>
+__global__ void __launch_bounds__(GEMV_WARPS *WARP)
+    gemv_swiglu_kernel(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, int rows, int cols, const float *x,
+                       float *y) {
+    constexpr bool staged = T != QT_F32 && T != QT_F16 && T != QT_BF16;
+    constexpr int CB = staged ? Chunk<T>::bytes : 16;
+    __shared__ __align__(16) uint8_t stage[GEMV_WARPS][2][(CB + 15) / 16 * 16 + 16];
+    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    const int row = blockIdx.x * GEMV_WARPS + warp;
+    if (row >= rows) return;
+    const int units = cols / 32;
+    float ag[NT], au[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) ag[t] = au[t] = 0.0f;
+    const uint8_t *rows_m[2] = {wg + (size_t)row * row_bytes, wu + (size_t)row * row_bytes};
+    ChunkRegs<CB> regs[2];
+    if constexpr (staged) {
+        chunk_fetch(regs[0], chunk_src<T>(rows_m[0], 0), chunk_bytes<T>(units, 0), lane);
+        chunk_fetch(regs[1], chunk_src<T>(rows_m[1], 0), chunk_bytes<T>(units, 0), lane);
+    }
+    for (int u0 = 0; u0 < units; u0 += WARP) {
+        const int u = u0 + lane;
+        if constexpr (staged) {
+            __syncwarp();
+            chunk_store(regs[0], stage[warp][0], chunk_bytes<T>(units, u0), lane);
+            chunk_store(regs[1], stage[warp][1], chunk_bytes<T>(units, u0), lane);
+            __syncwarp();
+            if (u0 + WARP < units) {
+                chunk_fetch(regs[0], chunk_src<T>(rows_m[0], u0 + WARP), chunk_bytes<T>(units, u0 + WARP), lane);
+                chunk_fetch(regs[1], chunk_src<T>(rows_m[1], u0 + WARP), chunk_bytes<T>(units, u0 + WARP), lane);
+            }
+        }
+        if (u >= units) continue;
+#pragma unroll
+        for (int m = 0; m < 2; m++) {
+            float v[32];
+            if constexpr (staged) unit_load<T>(stage[warp][m], lane, v);
+            else unit_load<T>(rows_m[m], u, v);
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                const float d = dot32(v, x + (size_t)t * cols, u);
+                if (m) au[t] += d;
+                else ag[t] += d;
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        const float g = warp_sum(ag[t]), up = warp_sum(au[t]);
+        if (lane == 0) y[(size_t)t * rows + row] = g / (1.0f + expf(-g)) * up;
+    }
+}
+
+template <int T>
+static void gemv_swiglu_type(const CkMat *g, const CkMat *u, const float *x, int n, float *y, cudaStream_t s) {
+    const unsigned grid = blocks_for(g->rows, GEMV_WARPS);
+    const int rows = (int)g->rows, cols = (int)g->cols;
+    const uint8_t *wg = (const uint8_t *)g->data, *wu = (const uint8_t *)u->data;
+    for (int t0 = 0; t0 < n;) {
+        const int left = n - t0;
+        const float *xs = x + (size_t)t0 * cols;
+        float *ys = y + (size_t)t0 * rows;
+        if (left >= 8) {
+            gemv_swiglu_kernel<T, 8><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs, ys);
+            t0 += 8;
+        } else if (left >= 4) {
+            gemv_swiglu_kernel<T, 4><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs, ys);
+            t0 += 4;
+        } else if (left >= 2) {
+            gemv_swiglu_kernel<T, 2><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs, ys);
+            t0 += 2;
+        } else {
+            gemv_swiglu_kernel<T, 1><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs, ys);
+            t0 += 1;
+        }
+    }
+}
+
+extern "C" int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x, int T, float *y, cudaStream_t s) {
+    if (gate->type != up->type || gate->rows != up->rows || gate->cols != up->cols || gate->row_bytes != up->row_bytes)
+        return -1;
+    switch (gate->type) {
+#define CASE(Q)                                           \
+    case Q:                                               \
+        gemv_swiglu_type<Q>(gate, up, x, T, y, s);        \
+        return 0;
+        ORCD_FOR_EACH_DEVICE_TYPE(CASE)
+#undef CASE
+    }
+    return -1;
 }
 
 template <int T>
@@ -282,37 +455,62 @@ extern "C" void ck_rope_kv(float *q, float *k, const float *v, const float *inv_
 /* ---- attention: each block one (split of positions, head, entry); then a combine over the splits ---- */
 
 #define ATTN_WARPS 4
+#define ATTN_UNROLL 4 /* positions per warp per step: their page lookups and loads are in flight together */
 
 template <int HD>
 __global__ void __launch_bounds__(ATTN_WARPS *WARP)
-    attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int n_heads, int n_kv_heads,
-                        CkKV kv, int layer) {
+    attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int split_len, int n_heads,
+                        int n_kv_heads, CkKV kv, int layer) {
     constexpr int E = HD / WARP; /* elements per lane */
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
-    const int n = kv.pos[t] + 1, start = split * CK_ATTN_SPLIT;
+    const int n = kv.pos[t] + 1, start = split * split_len;
     if (start >= n) return;
-    const int end = min(n, start + CK_ATTN_SPLIT);
+    const int end = min(n, start + split_len);
     const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     const int kv_dim = n_kv_heads * HD, kvh = h / (n_heads / n_kv_heads);
     const float scale = 1.0f / sqrtf((float)HD);
     const float *qh = q + ((size_t)t * n_heads + h) * HD;
     float qv[E], acc[E];
 #pragma unroll
-    for (int e = 0; e < E; e++) qv[e] = qh[lane + WARP * e], acc[e] = 0.0f;
+    for (int e = 0; e < E; e++) qv[e] = qh[lane + WARP * e] * scale, acc[e] = 0.0f;
     float m = -INFINITY, l = 0.0f;
-    const int seq = kv.seq[t];
-    for (int p = start + warp; p < end; p += ATTN_WARPS) {
-        const size_t off = kv_offset(kv, layer, seq, p, kv_dim) + (size_t)kvh * HD;
-        const __half *kr = (const __half *)kv.k + off, *vr = (const __half *)kv.v + off;
-        float sc = 0.0f;
+    const int32_t *pages = kv.table + (size_t)kv.seq[t] * kv.pages_per_slot;
+    const size_t layer_base = (size_t)layer * kv.n_pages * kv.page_size * kv_dim + (size_t)kvh * HD + lane;
+    for (int p0 = start + warp; p0 < end; p0 += ATTN_WARPS * ATTN_UNROLL) {
+        float kk[ATTN_UNROLL][E], vv[ATTN_UNROLL][E], sc[ATTN_UNROLL];
 #pragma unroll
-        for (int e = 0; e < E; e++) sc = fmaf(qv[e], __half2float(kr[lane + WARP * e]), sc);
-        sc = warp_sum(sc) * scale;
-        const float m_new = fmaxf(m, sc);
-        const float corr = expf(m - m_new), pr = expf(sc - m_new);
-        l = l * corr + pr;
+        for (int u = 0; u < ATTN_UNROLL; u++) {
+            const int p = p0 + u * ATTN_WARPS;
+            if (p < end) {
+                const size_t off = layer_base + ((size_t)pages[p / kv.page_size] * kv.page_size + p % kv.page_size) * kv_dim;
+                const __half *kr = (const __half *)kv.k + off, *vr = (const __half *)kv.v + off;
 #pragma unroll
-        for (int e = 0; e < E; e++) acc[e] = acc[e] * corr + pr * __half2float(vr[lane + WARP * e]);
+                for (int e = 0; e < E; e++) kk[u][e] = __half2float(kr[WARP * e]), vv[u][e] = __half2float(vr[WARP * e]);
+            } else {
+#pragma unroll
+                for (int e = 0; e < E; e++) kk[u][e] = 0.0f, vv[u][e] = 0.0f;
+            }
+        }
+        float m_new = m;
+#pragma unroll
+        for (int u = 0; u < ATTN_UNROLL; u++) {
+            float d = 0.0f;
+#pragma unroll
+            for (int e = 0; e < E; e++) d = fmaf(qv[e], kk[u][e], d);
+            sc[u] = p0 + u * ATTN_WARPS < end ? warp_sum(d) : -INFINITY;
+            m_new = fmaxf(m_new, sc[u]);
+        }
+        const float corr = expf(m - m_new);
+        l *= corr;
+#pragma unroll
+        for (int e = 0; e < E; e++) acc[e] *= corr;
+#pragma unroll
+        for (int u = 0; u < ATTN_UNROLL; u++) {
+            const float pr = expf(sc[u] - m_new);
+            l += pr;
+#pragma unroll
+            for (int e = 0; e < E; e++) acc[e] = fmaf(pr, vv[u][e], acc[e]);
+        }
         m = m_new;
     }
     /* combine the warps */
@@ -327,7 +525,7 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP)
     float L = 0.0f, wgt[ATTN_WARPS];
 #pragma unroll
     for (int w = 0; w < ATTN_WARPS; w++) wgt[w] = s_l[w] > 0.0f ? expf(s_m[w] - M) : 0.0f, L += s_l[w] * wgt[w];
-    const bool single = n <= CK_ATTN_SPLIT;
+    const bool single = n <= split_len;
     float *dst = single ? out + ((size_t)t * n_heads + h) * HD
                         : part + (((size_t)t * n_heads + h) * max_splits + split) * (HD + 2);
     for (int i = threadIdx.x; i < HD; i += blockDim.x) {
@@ -341,10 +539,11 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP)
 }
 
 template <int HD>
-__global__ void attn_combine_kernel(float *out, const float *part, int max_splits, int n_heads, const int32_t *pos) {
+__global__ void attn_combine_kernel(float *out, const float *part, int max_splits, int split_len, int n_heads,
+                                    const int32_t *pos) {
     const int h = blockIdx.x, t = blockIdx.y, n = pos[t] + 1;
-    if (n <= CK_ATTN_SPLIT) return; /* written by the partial kernel */
-    const int splits = (n + CK_ATTN_SPLIT - 1) / CK_ATTN_SPLIT;
+    if (n <= split_len) return; /* written by the partial kernel */
+    const int splits = (n + split_len - 1) / split_len;
     const float *p = part + ((size_t)t * n_heads + h) * max_splits * (HD + 2);
     float M = -INFINITY;
     for (int s = 0; s < splits; s++) M = fmaxf(M, p[(size_t)s * (HD + 2)]);
@@ -359,71 +558,101 @@ __global__ void attn_combine_kernel(float *out, const float *part, int max_split
 }
 
 template <int HD>
-static void attention_hd(const float *q, float *out, float *part, int max_splits, int T, int n_heads, int n_kv_heads,
-                         const CkKV *kv, int layer, cudaStream_t s) {
-    attn_partial_kernel<HD><<<dim3(max_splits, n_heads, T), ATTN_WARPS * WARP, 0, s>>>(q, out, part, max_splits,
-                                                                                         n_heads, n_kv_heads, *kv, layer);
+static void attention_hd(const float *q, float *out, float *part, int max_splits, int split_len, int T, int n_heads,
+                         int n_kv_heads, const CkKV *kv, int layer, cudaStream_t s) {
+    attn_partial_kernel<HD><<<dim3(max_splits, n_heads, T), ATTN_WARPS * WARP, 0, s>>>(
+        q, out, part, max_splits, split_len, n_heads, n_kv_heads, *kv, layer);
     if (max_splits > 1)
-        attn_combine_kernel<HD><<<dim3(n_heads, T), HD, 0, s>>>(out, part, max_splits, n_heads, kv->pos);
+        attn_combine_kernel<HD><<<dim3(n_heads, T), HD, 0, s>>>(out, part, max_splits, split_len, n_heads, kv->pos);
 }
 
-extern "C" void ck_attention(const float *q, float *out, float *part, int max_splits, int T, int n_heads,
-                             int n_kv_heads, int head_dim, const CkKV *kv, int layer, cudaStream_t s) {
+extern "C" void ck_attention(const float *q, float *out, float *part, int max_splits, int split_len, int T,
+                             int n_heads, int n_kv_heads, int head_dim, const CkKV *kv, int layer, cudaStream_t s) {
     switch (head_dim) {
     case 64:
-        attention_hd<64>(q, out, part, max_splits, T, n_heads, n_kv_heads, kv, layer, s);
+        attention_hd<64>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, s);
         break;
     case 128:
-        attention_hd<128>(q, out, part, max_splits, T, n_heads, n_kv_heads, kv, layer, s);
+        attention_hd<128>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, s);
         break;
     case 256:
-        attention_hd<256>(q, out, part, max_splits, T, n_heads, n_kv_heads, kv, layer, s);
+        attention_hd<256>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, s);
         break;
     }
 }
 
-/* ---- greedy choice ---- */
+/* ---- greedy choice: ARGMAX_BLOCKS blocks per row each reduce a slice to (max, first index, sum of
+ * exp(x - max)); the row's last block to finish combines the slices in a fixed order (deterministic) ---- */
 
-__global__ void argmax_kernel(const float *logits, int vocab, int32_t *ids, float *logprobs) {
-    __shared__ float s_v[32];
+#define ARGMAX_BLOCKS 64
+#define ARGMAX_THREADS 256
+
+__device__ __forceinline__ void better(float &v, int &i, float ov, int oi) {
+    if (ov > v || (ov == v && oi < i)) v = ov, i = oi;
+}
+
+__global__ void argmax_kernel(const float *logits, int vocab, float *part, unsigned *done, int32_t *ids,
+                              float *logprobs) {
+    __shared__ float s_v[32], s_z[32];
     __shared__ int s_i[32];
-    const float *x = logits + (size_t)blockIdx.x * vocab;
+    __shared__ bool last;
+    const int row = blockIdx.y, b = blockIdx.x, lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    const float *x = logits + (size_t)row * vocab;
+    const int per = (vocab + ARGMAX_BLOCKS - 1) / ARGMAX_BLOCKS, lo = b * per, hi = min(vocab, lo + per);
     float best = -INFINITY;
     int bi = 0x7fffffff;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x)
-        if (x[i] > best) best = x[i], bi = i; /* strided ascending: the first of equals wins */
+    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) better(best, bi, x[i], i);
 #pragma unroll
-    for (int o = WARP / 2; o > 0; o >>= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (ov > best || (ov == best && oi < bi)) best = ov, bi = oi;
-    }
-    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, n_warps = blockDim.x / WARP;
+    for (int o = WARP / 2; o > 0; o >>= 1)
+        better(best, bi, __shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, bi, o));
     if (lane == 0) s_v[warp] = best, s_i[warp] = bi;
     __syncthreads();
     if (warp == 0) {
-        best = lane < n_warps ? s_v[lane] : -INFINITY;
-        bi = lane < n_warps ? s_i[lane] : 0x7fffffff;
+        best = lane < ARGMAX_THREADS / WARP ? s_v[lane] : -INFINITY;
+        bi = lane < ARGMAX_THREADS / WARP ? s_i[lane] : 0x7fffffff;
 #pragma unroll
-        for (int o = WARP / 2; o > 0; o >>= 1) {
-            const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-            const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-            if (ov > best || (ov == best && oi < bi)) best = ov, bi = oi;
-        }
+        for (int o = WARP / 2; o > 0; o >>= 1)
+            better(best, bi, __shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, bi, o));
         if (lane == 0) s_v[0] = best, s_i[0] = bi;
     }
     __syncthreads();
-    const float max = s_v[0];
-    const int id = s_i[0];
+    const float m = s_v[0];
     float z = 0.0f;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) z += expf(x[i] - max);
-    z = block_sum(z);
+    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) z += expf(x[i] - m);
+    z = warp_sum(z);
+    if (lane == 0) s_z[warp] = z;
+    __syncthreads();
     if (threadIdx.x == 0) {
-        ids[blockIdx.x] = id;
-        logprobs[blockIdx.x] = -logf(z);
+        float zs = 0.0f;
+        for (int w = 0; w < ARGMAX_THREADS / WARP; w++) zs += s_z[w];
+        float *p = part + ((size_t)row * ARGMAX_BLOCKS + b) * 3;
+        p[0] = m, p[1] = __int_as_float(s_i[0]), p[2] = zs;
+        __threadfence();
+        last = atomicAdd(&done[row], 1u) == ARGMAX_BLOCKS - 1;
     }
+    __syncthreads();
+    if (!last || threadIdx.x != 0) return;
+    __threadfence();
+    const volatile float *p = part + (size_t)row * ARGMAX_BLOCKS * 3;
+    float M = -INFINITY;
+    int I = 0x7fffffff;
+    for (int k = 0; k < ARGMAX_BLOCKS; k++) better(M, I, p[3 * k], __float_as_int(p[3 * k + 1]));
+    float Z = 0.0f;
+    for (int k = 0; k < ARGMAX_BLOCKS; k++)
+        if (p[3 * k + 2] > 0.0f) Z += p[3 * k + 2] * expf(p[3 * k] - M);
+    ids[row] = I;
+    logprobs[row] = -logf(Z);
+    done[row] = 0; /* ready for the next step */
 }
 
-extern "C" void ck_argmax(const float *logits, int n, int vocab, int32_t *ids, float *logprobs, cudaStream_t s) {
-    argmax_kernel<<<n, 1024, 0, s>>>(logits, vocab, ids, logprobs);
+/* The scratch ck_argmax needs for n rows: bytes of device memory, zeroed once before the first call. */
+extern "C" size_t ck_argmax_scratch(int n) {
+    return (size_t)n * (ARGMAX_BLOCKS * 3 * sizeof(float) + sizeof(unsigned));
+}
+
+extern "C" void ck_argmax(const float *logits, int n, int vocab, int32_t *ids, float *logprobs, void *scratch,
+                          cudaStream_t s) {
+    float *part = (float *)scratch;
+    unsigned *done = (unsigned *)(part + (size_t)n * ARGMAX_BLOCKS * 3);
+    argmax_kernel<<<dim3(ARGMAX_BLOCKS, n), ARGMAX_THREADS, 0, s>>>(logits, vocab, part, done, ids, logprobs);
 }

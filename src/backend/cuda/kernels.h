@@ -65,18 +65,25 @@ void ck_rope_kv(float *q, float *k, const float *v, const float *inv_freq, int T
                 int head_dim, int rope_dim, int style, const CkKV *kv, int layer, cudaStream_t s);
 
 /* out (T, n_heads*head_dim) = softmax(q k^T / sqrt(head_dim)) v over positions 0..pos[i] of seq[i], in
- * splits of CK_ATTN_SPLIT positions (flash-decoding); `part` holds max_splits * T * n_heads *
- * (head_dim + 2) floats. max_splits >= ceil((max pos + 1) / CK_ATTN_SPLIT). head_dim: 64, 128 or 256. */
-#define CK_ATTN_SPLIT 256
-void ck_attention(const float *q, float *out, float *part, int max_splits, int T, int n_heads, int n_kv_heads,
-                  int head_dim, const CkKV *kv, int layer, cudaStream_t s);
+ * splits of split_len positions (flash-decoding: one block per split, head and entry, then a combine);
+ * `part` holds T * n_heads * max_splits * (head_dim + 2) floats, and max_splits * split_len must cover the
+ * longest entry. head_dim: 64, 128 or 256. */
+#define CK_ATTN_MAX_SPLITS 64
+void ck_attention(const float *q, float *out, float *part, int max_splits, int split_len, int T, int n_heads,
+                  int n_kv_heads, int head_dim, const CkKV *kv, int layer, cudaStream_t s);
 
 /* gate (n) = silu(gate) * up */
 void ck_swiglu(float *gate, const float *up, size_t n, cudaStream_t s);
 
+/* y (T, rows) = silu(x Wg^T) * (x Wu^T): the gate and up products and SwiGLU in one pass (small T). -1 (and
+ * nothing enqueued) unless the two weights have the same type and shape. */
+int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x, int T, float *y, cudaStream_t s);
+
 /* For each of n rows of logits (vocab wide): the first index of the largest value, and its log-probability
- * (softmax at temperature 1). */
-void ck_argmax(const float *logits, int n, int vocab, int32_t *ids, float *logprobs, cudaStream_t s);
+ * (softmax at temperature 1). `scratch`: ck_argmax_scratch(n) bytes of device memory, zeroed once before
+ * the first call (the kernel leaves it ready for the next). Deterministic. */
+size_t ck_argmax_scratch(int n);
+void ck_argmax(const float *logits, int n, int vocab, int32_t *ids, float *logprobs, void *scratch, cudaStream_t s);
 
 #ifdef __cplusplus
 }
