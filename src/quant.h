@@ -149,13 +149,20 @@ void quant_q8a_quantize(const float *x, BlockQ8A *y, int64_t n);
  * AVX2/FMA when the CPU has them (checked at run time), a portable path otherwise. */
 float quant_vec_dot(uint32_t type, const void *w, const float *x, const BlockQ8A *xq, int64_t n);
 
-/* y[t * ldy + r] = quant_vec_dot(row r, activation t) for r < nr, t < T: the rows of `type` are row_bytes
- * apart from w, activation t is x + t * n (fp32) and xq + t * (n / 32) (its Q8A blocks; NULL allowed for
- * the float types). The layouts of the served models have AVX2 tile kernels that unpack each weight block
- * once for several activations (prefill); the others, and CPUs without AVX2, loop quant_vec_dot. Same sums
- * as quant_vec_dot up to the order of the fp32 additions. */
+/* y[t * ldy + r] = dot(row r, activation t) for r < nr, t < T: the rows of `type` are row_bytes apart from
+ * w, activation t is x + t * n (fp32) and xq + t * (n / 32) (its Q8A blocks; NULL allowed for the float
+ * types). The quantized layouts have AVX2 tile kernels that unpack each weight block once for several
+ * activations (prefill); the others, and CPUs without AVX2, loop quant_vec_dot. Same sums as quant_vec_dot
+ * up to the order of the fp32 additions, and each activation's results are bit for bit the same whatever
+ * T and the other activations are. */
 void quant_matmul(uint32_t type, const void *w, size_t row_bytes, int64_t nr, int64_t n, const float *x,
                   const BlockQ8A *xq, int T, float *y, int64_t ldy);
+
+/* y[r] = quant_vec_dot(row r, x) for r < nr (rows as quant_matmul's), with the weights prefetched ahead:
+ * the fastest path for one activation (decode). Its results may differ from quant_matmul's in the last
+ * bits. */
+void quant_gemv(uint32_t type, const void *w, size_t row_bytes, int64_t nr, int64_t n, const float *x,
+                const BlockQ8A *xq, float *y);
 
 /* fp16/bf16 <-> fp32 */
 float quant_f16_to_f32(uint16_t h);

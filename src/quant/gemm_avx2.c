@@ -24,6 +24,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -31,7 +32,7 @@
 #define F16(h) quant_f16_table[(h)]
 
 #ifndef TC
-#define TC 2 /* activations per compute tile */
+#define TC 4 /* activations per compute tile */
 #endif
 #ifndef CR
 #define CR 4 /* panel rows per compute tile (CR * TC accumulators and CR codes stay in registers) */
@@ -298,17 +299,6 @@ AVX2 static INLINE void compute(int kind, const Panel *p, int pr, int R, int C, 
             }
         }
     }
-    if (R == 4) { /* the four rows' sums of each activation as one vector */
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c++) {
-            const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0][c], acc[1 % R][c]), _mm256_hadd_ps(acc[2 % R][c], acc[3 % R][c]));
-            __m128 v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-            float *o = &y[(size_t)c * ldy];
-            if (add) v = _mm_add_ps(v, _mm_loadu_ps(o));
-            _mm_storeu_ps(o, v);
-        }
-        return;
-    }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
@@ -316,6 +306,155 @@ AVX2 static INLINE void compute(int kind, const Panel *p, int pr, int R, int C, 
             float *o = &y[(size_t)c * ldy + r];
             *o = add ? *o + hsum_ps(acc[r][c]) : hsum_ps(acc[r][c]);
         }
+}
+
+/* ---- one activation: compute()'s sums for R = C = 1, the blocks unpacked on the fly ----
+ * The same operations in the same order as a panel and compute() would do (the codes and scales come out
+ * bit for bit as pack() stores them), so that an activation's result does not depend on how many others
+ * share the call: a sequence decoded alone or in a batch gets the same logits. */
+
+/* the fp16 fields at p + k * stride for k < gl, as fp32 (0 beyond gl): scalar loads through the table
+ * (a gather costs more than these on Zen 3) */
+AVX2 static INLINE __m256 f16_fields8(const uint8_t *p, size_t stride, int gl) {
+    float f[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        uint16_t h = 0;
+        if (k < gl) memcpy(&h, p + k * stride, 2);
+        f[k] = k < gl ? F16(h) : 0.0f;
+    }
+    return _mm256_setr_ps(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]);
+}
+
+/* s and m of blocks b .. b + gl - 1 of a row (b a multiple of 8 for the K-quants), as pack() has them */
+AVX2 static INLINE void row_scales8(uint32_t type, const uint8_t *row, int64_t b, int gl, __m256 *s, __m256 *m) {
+    if (type == QT_Q4_K || type == QT_Q5_K) {
+        const uint8_t *blk = row + (size_t)(b / 8) * (type == QT_Q4_K ? sizeof(BlockQ4_K) : sizeof(BlockQ5_K));
+        uint16_t d, dmin;
+        memcpy(&d, blk, 2); /* d, dmin, scales lead both layouts */
+        memcpy(&dmin, blk + 2, 2);
+        const __m128i sm = unpack_k4_scales(blk + 4);
+        *s = _mm256_mul_ps(_mm256_broadcast_ss(&F16(d)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
+        *m = _mm256_mul_ps(_mm256_broadcast_ss(&F16(dmin)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+    } else if (type == QT_Q6_K) {
+        const BlockQ6_K *bk = (const BlockQ6_K *)(const void *)row + b / 8;
+        *s = _mm256_broadcast_ss(&F16(bk->d));
+        *m = _mm256_setzero_ps();
+    } else {
+        const size_t bsz = quant_traits(type)->block_bytes;
+        const uint8_t *blk = row + (size_t)b * bsz;
+        *s = f16_fields8(blk, bsz, gl);
+        if (type == QT_Q4_0) *m = _mm256_mul_ps(_mm256_set1_ps(8), *s);
+        else if (type == QT_Q5_0) *m = _mm256_mul_ps(_mm256_set1_ps(16), *s);
+        else if (type == QT_Q4_1 || type == QT_Q5_1) *m = _mm256_xor_ps(f16_fields8(blk + 2, bsz, gl), _mm256_set1_ps(-0.0f));
+        else *m = _mm256_setzero_ps();
+    }
+}
+
+/* the int32 lane sums of block b = g + k of a row (g a multiple of 8, k < 8 a constant) with activation
+ * block a, as compute() forms them */
+AVX2 static INLINE __m256i row_block(uint32_t type, const uint8_t *row, int64_t g, int k, const BlockQ8A *a) {
+    const int64_t b = g + k;
+    const __m256i av = load_a(a), ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
+    __m256i q;
+    if (type == QT_Q8_0) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)((const BlockQ8_0 *)(const void *)row + b)->qs);
+        return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(av, x)), ones);
+    } else if (type == QT_Q6_K) {
+        const BlockQ6_K *bk = (const BlockQ6_K *)(const void *)row + g / 8;
+        const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q6_block(bk, k), av),
+                                           _mm256_maddubs_epi16(_mm256_set1_epi8(32), av));
+        return _mm256_madd_epi16(p, q6_scales(_mm_loadu_si128((const __m128i *)bk->scales), k));
+    } else if (type == QT_Q4_K || type == QT_Q5_K) {
+        const int j = k, c = j / 2;
+        const uint8_t *qs, *qh = NULL;
+        if (type == QT_Q4_K) {
+            qs = ((const BlockQ4_K *)(const void *)row + g / 8)->qs;
+        } else {
+            const BlockQ5_K *bk = (const BlockQ5_K *)(const void *)row + g / 8;
+            qs = bk->qs, qh = bk->qh;
+        }
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4);
+        if (qh) {
+            const __m256i h = _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)qh), 2 * c);
+            q = _mm256_or_si256(q, _mm256_and_si256(j % 2 ? _mm256_slli_epi16(h, 3) : _mm256_slli_epi16(h, 4),
+                                                    _mm256_set1_epi8(16)));
+        }
+    } else if (type == QT_Q4_0) {
+        q = unpack_nibbles(((const BlockQ4_0 *)(const void *)row + b)->qs);
+    } else if (type == QT_Q4_1) {
+        q = unpack_nibbles(((const BlockQ4_1 *)(const void *)row + b)->qs);
+    } else if (type == QT_Q5_0) {
+        const BlockQ5_0 *bk = (const BlockQ5_0 *)(const void *)row + b;
+        q = _mm256_or_si256(unpack_nibbles(bk->qs), _mm256_and_si256(bits_mask(bk->qh), _mm256_set1_epi8(16)));
+    } else { /* Q5_1 */
+        const BlockQ5_1 *bk = (const BlockQ5_1 *)(const void *)row + b;
+        q = _mm256_or_si256(unpack_nibbles(bk->qs), _mm256_and_si256(bits_mask(bk->qh), _mm256_set1_epi8(16)));
+    }
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, av), ones);
+}
+
+/* da and da * sum of the activation's blocks, eight at a time as load_da8 has them (each group of eight
+ * starts at a multiple of 8 from the start of its panel, and panels start at multiples of KB) */
+AVX2 static INLINE void act_scales(const BlockQ8A *xq, int64_t nb, float *da, float *dsum) {
+    for (int64_t b0 = 0; b0 < nb; b0 += KB)
+        for (int64_t g = b0; g < nb && g < b0 + KB; g += 8) {
+            __m256 d, ds;
+            load_da8(xq + g, nb - g < 8 ? (int)(nb - g) : 8, &d, &ds);
+            _mm256_storeu_ps(da + g, d);
+            _mm256_storeu_ps(dsum + g, ds);
+        }
+}
+
+/* da and dsum: act_scales of xq, nb rounded up to a multiple of 8 */
+AVX2 static INLINE float row_dot(uint32_t type, int kind, const uint8_t *row, const BlockQ8A *xq, const float *da_all,
+                                 const float *dsum_all, int64_t nb) {
+    float y = 0;
+    for (int64_t b0 = 0; b0 < nb; b0 += KB) {
+        const int nbk = nb - b0 < KB ? (int)(nb - b0) : KB;
+        _Alignas(32) float P[KB];
+        __m256 acc = _mm256_setzero_ps();
+        for (int g = 0; g < nbk; g += 8) {
+            const int gl = nbk - g < 8 ? nbk - g : 8;
+            __m256 sv, mv;
+            const __m256 da = _mm256_loadu_ps(da_all + b0 + g), dsum = _mm256_loadu_ps(dsum_all + b0 + g);
+            row_scales8(type, row, b0 + g, gl, &sv, &mv);
+            _mm256_store_ps(&P[g], _mm256_mul_ps(sv, da));
+            if (kind == KIND_U) acc = _mm256_fnmadd_ps(mv, dsum, acc);
+        }
+        for (int g = 0; g < nbk; g += 8) {
+            const int gl = nbk - g < 8 ? nbk - g : 8;
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                if (k == gl) break;
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(row_block(type, row, b0 + g, k, xq + b0 + g + k)),
+                                      _mm256_broadcast_ss(&P[g + k]), acc);
+            }
+        }
+        y = b0 ? y + hsum_ps(acc) : hsum_ps(acc);
+    }
+    return y;
+}
+
+/* nr rows with one activation; the bytes a few rows ahead are prefetched (rows are read once, in order) */
+AVX2 static INLINE void gemv(uint32_t type, int kind, const uint8_t *w, size_t rb, int64_t nr, int64_t nb,
+                             const BlockQ8A *xq, float *y) {
+    enum { STACK_BLOCKS = 1024 };
+    float da_stack[STACK_BLOCKS + 8], dsum_stack[STACK_BLOCKS + 8];
+    float *da = da_stack, *dsum = dsum_stack;
+    if (nb > STACK_BLOCKS) {
+        da = malloc(2 * (size_t)(nb + 8) * sizeof(float));
+        if (!da) abort();
+        dsum = da + nb + 8;
+    }
+    act_scales(xq, nb, da, dsum);
+    for (int64_t r = 0; r < nr; r++) {
+        const uint8_t *row = w + (size_t)r * rb;
+        for (size_t off = 0; off < rb; off += 64) __builtin_prefetch(row + 2048 + off, 0, 0);
+        y[r] = row_dot(type, kind, row, xq, da, dsum, nb);
+    }
+    if (da != da_stack) free(da);
 }
 
 /* ---- drivers ---- */
@@ -367,6 +506,10 @@ static INLINE void prefetch_next(const void *w, size_t rb, int64_t nr, int64_t r
 AVX2 static INLINE void gemm(uint32_t type, int kind, const void *w, size_t rb, int64_t nr, int64_t n,
                              const BlockQ8A *xq, int T, float *y, int64_t ldy) {
     const int64_t nb = n / QK8A;
+    if (T == 1) {
+        gemv(type, kind, w, rb, nr, nb, xq, y);
+        return;
+    }
     Panel p;
     for (int64_t r = 0; r < nr; r += PR) {
         const int R = nr - r < PR ? (int)(nr - r) : PR;

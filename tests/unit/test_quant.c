@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "../../src/gguf.h"
 #include "../../src/quant.h"
+#include "../../src/backend/cpu/vec.h"
 #include "../../src/quant/quant_impl.h"
 #include "test.h"
 
@@ -590,6 +591,97 @@ TEST(quant_matmul_tiles) {
     }
 done:
     quant_cpu_force_portable(0);
+    free(x);
+    free(xq);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* the CPU backend's fp32 row kernels (src/backend/cpu/vec.c): AVX2 against portable */
+
+static double max_rel(const float *a, const float *b, int n) {
+    double worst = 0, mag = 1e-30;
+    for (int i = 0; i < n; i++) mag = fmax(mag, fabs((double)b[i]));
+    for (int i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]) / mag);
+    return worst;
+}
+
+TEST(vec_kernels_paths_agree) {
+    const VecKernels p = vec_kernels(1), v = vec_kernels(0);
+    if (v.scores == p.scores) {
+        test_skip("no AVX2 on this CPU");
+        return;
+    }
+    enum { MAXN = 37, STRIDE = 72 };
+    static const int hds[] = {64, 128, 40, 12};
+    float k[MAXN * STRIDE], q[128], s1[MAXN], s2[MAXN], o1[128], o2[128];
+    for (int i = 0; i < MAXN * STRIDE; i++) k[i] = (float)rng_normal();
+    for (int i = 0; i < 128; i++) q[i] = (float)rng_normal();
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
+        const int hd = hds[hi], stride = hd > STRIDE ? hd : STRIDE;
+        for (int n = 1; n <= MAXN && n * stride <= MAXN * STRIDE; n++) {
+            p.scores(s1, q, k, n, stride, hd, 0.125f);
+            v.scores(s2, q, k, n, stride, hd, 0.125f);
+            if (max_rel(s2, s1, n) > 1e-5) FAIL("scores hd %d n %d: rel diff %.3g", hd, n, max_rel(s2, s1, n));
+            v.softmax(s2, n);
+            p.softmax(s1, n);
+            if (max_rel(s2, s1, n) > 1e-5) FAIL("softmax n %d: rel diff %.3g", n, max_rel(s2, s1, n));
+            for (int d = 0; d < hd; d++) o1[d] = o2[d] = (float)d;
+            p.accum(o1, s1, k, n, stride, hd);
+            v.accum(o2, s1, k, n, stride, hd);
+            if (max_rel(o2, o1, hd) > 1e-5) FAIL("accum hd %d n %d: rel diff %.3g", hd, n, max_rel(o2, o1, hd));
+        }
+    }
+    /* softmax of widely spread scores (exp underflows to 0 for most), and SwiGLU over the whole range of
+     * exp's argument, odd lengths */
+    float x1[301], x2[301], up[301];
+    for (int i = 0; i < 301; i++) x1[i] = x2[i] = (float)(rng_normal() * 60), up[i] = (float)rng_normal();
+    p.softmax(x1, 301);
+    v.softmax(x2, 301);
+    for (int i = 0; i < 301; i++)
+        if (!(fabsf(x1[i] - x2[i]) <= 1e-6f + 1e-5f * x1[i])) FAIL("softmax wide [%d]: %.9g vs %.9g", i, x1[i], x2[i]);
+    for (int i = 0; i < 301; i++) x1[i] = x2[i] = (float)(rng_normal() * (i % 3 ? 4 : 60));
+    x1[7] = x2[7] = 100, x1[8] = x2[8] = -100, x1[9] = x2[9] = 88.5f, x1[10] = x2[10] = -89;
+    p.swiglu(x1, up, 301);
+    v.swiglu(x2, up, 301);
+    for (int i = 0; i < 301; i++)
+        if (!(fabsf(x1[i] - x2[i]) <= 1e-30f + 1e-5f * fabsf(x1[i]))) FAIL("swiglu [%d]: %.9g vs %.9g", i, x1[i], x2[i]);
+}
+
+/* An activation's results do not depend on the others in the call (bit for bit): the engine's promise
+ * that a sequence decoded in a batch gets the tokens it gets alone rests on it. Rows 5 (a full panel and a
+ * lone row), activations 1 alone against 7 together, every type, rows shorter and longer than a panel. */
+TEST(quant_matmul_batch_invariant) {
+    static const int64_t lengths[] = {256, 896, 4864};
+    enum { NR = 5, T = 7, MAXN = 4864 };
+    float *x = malloc(T * MAXN * sizeof(float)), yall[T * NR], y1[NR];
+    BlockQ8A *xq = malloc(T * MAXN / QK8A * sizeof(BlockQ8A));
+    for (int k = 0; k < N_TYPES; k++) {
+        const TypeCase *tc = &TYPES[k];
+        for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+            const int64_t n = lengths[li];
+            if (n % quant_traits(tc->type)->block_elems) continue;
+            const size_t rb = row_bytes(tc->type, n);
+            uint8_t *w = malloc(NR * rb);
+            for (int r = 0; r < NR; r++) {
+                void *row = random_row(tc, n);
+                memcpy(w + r * rb, row, rb);
+                free(row);
+            }
+            for (int i = 0; i < T * n; i++) x[i] = (float)rng_normal();
+            for (int t = 0; t < T; t++) quant_q8a_quantize(x + t * n, xq + t * (n / QK8A), n);
+            const BlockQ8A *q = is_float_type(tc->type) ? NULL : xq;
+            quant_matmul(tc->type, w, rb, NR, n, x, q, T, yall, NR);
+            for (int t = 0; t < T; t++) {
+                quant_matmul(tc->type, w, rb, NR, n, x + t * n, q ? q + t * (n / QK8A) : NULL, 1, y1, NR);
+                if (memcmp(y1, yall + t * NR, sizeof y1)) {
+                    free(w);
+                    FAIL("%s n=%lld activation %d: alone %.9g %.9g ..., in a batch of %d %.9g %.9g ...",
+                         quant_name(tc->type), (long long)n, t, y1[0], y1[1], T, yall[t * NR], yall[t * NR + 1]);
+                }
+            }
+            free(w);
+        }
+    }
     free(x);
     free(xq);
 }

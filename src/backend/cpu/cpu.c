@@ -11,7 +11,7 @@
 #include "../../log.h"
 #include "../../quant.h"
 #include "../backend.h"
-#include "attn.h"
+#include "vec.h"
 #include "ops.h"
 #include "pool.h"
 
@@ -46,7 +46,7 @@ typedef struct CpuBackend {
     float *wrow;              /* (n_threads, max(dim, q_dim, hidden_dim)) dequantized weight rows (exact mode) */
     int widest_in;
     float *att;               /* (n_threads, heads per kv head, n_pages * page_size) attention scores */
-    AttnKernels ak;           /* attention inner loops (AVX2 or portable) */
+    VecKernels vk;            /* attention and SwiGLU inner loops (AVX2 or portable) */
 } CpuBackend;
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -77,6 +77,7 @@ typedef struct MatmulJob {
     const Tensor *w;    /* (cols, rows) */
     int T;
     size_t row_bytes;
+    const uint8_t *one_row; /* (T,) nonzero: entry t goes through the one-row kernels; NULL: all do */
 } MatmulJob;
 
 
@@ -98,11 +99,19 @@ static void matmul_task(void *ctx, int i, int thread) {
     const int64_t rows = j->w->ne[1], cols = j->w->ne[0];
     const int64_t r0 = (int64_t)i * j->rows_per_task, r1 = r0 + j->rows_per_task < rows ? r0 + j->rows_per_task : rows;
     const uint8_t *w = (const uint8_t *)j->w->data + r0 * j->row_bytes;
-    /* the batch in chunks whose activations stay in L2 while the task's rows pass over them */
-    for (int t0 = 0; t0 < j->T; t0 += TOKENS_PER_PASS) {
-        const int n = j->T - t0 < TOKENS_PER_PASS ? j->T - t0 : TOKENS_PER_PASS;
-        quant_matmul(j->w->type, w, j->row_bytes, r1 - r0, cols, j->x + (size_t)t0 * cols,
-                     j->xq ? j->xq + (size_t)t0 * (cols / QK8A) : NULL, n, j->y + (size_t)t0 * rows + r0, rows);
+    /* runs of entries of one kind; the tiled runs in chunks whose activations stay in L2 while the task's
+     * rows pass over them */
+    for (int t0 = 0, t1; t0 < j->T; t0 = t1) {
+        const int one = !j->one_row || j->one_row[t0];
+        for (t1 = t0 + 1; t1 < j->T && t1 - t0 < TOKENS_PER_PASS && (!j->one_row || !j->one_row[t1] == !one);) t1++;
+        const float *x = j->x + (size_t)t0 * cols;
+        const BlockQ8A *xq = j->xq ? j->xq + (size_t)t0 * (cols / QK8A) : NULL;
+        float *y = j->y + (size_t)t0 * rows + r0;
+        if (one)
+            for (int t = t0; t < t1; t++, x += cols, xq = xq ? xq + cols / QK8A : NULL, y += rows)
+                quant_gemv(j->w->type, w, j->row_bytes, r1 - r0, cols, x, xq, y);
+        else
+            quant_matmul(j->w->type, w, j->row_bytes, r1 - r0, cols, x, xq, t1 - t0, y, rows);
     }
 }
 
@@ -125,21 +134,21 @@ static void quantize_input(CpuBackend *s, const float *x, int T, int64_t cols) {
     pool_for(s->pool, T, quantize_task, &j);
 }
 
-/* y (T, rows) = x (T, cols) @ W^T, with x already quantized into s->xq when W is quantized. */
-static void matmul(CpuBackend *s, float *y, const float *x, const Tensor *w, int T) {
+/* y (T, rows) = x (T, cols) @ W^T, with x already quantized into s->xq when W is quantized. Entries with
+ * one_row[t] set (all when one_row is NULL) go through the one-row kernels (fastest for a lone entry),
+ * the others through the tile kernels. Which entries those are must not depend on the rest of the batch:
+ * the forward passes the entries that want logits (decode steps, a prompt's last token), so that a
+ * sequence gets bit for bit the same logits alone or batched. */
+static void matmul(CpuBackend *s, float *y, const float *x, const Tensor *w, int T, const uint8_t *one_row) {
     /* contiguous chunks: at least ROWS_PER_TASK rows, about TASKS_PER_THREAD per thread, so that each
      * thread streams long runs of the weight (prefetch-friendly) and the load still balances */
     int64_t rpt = w->ne[1] / ((int64_t)pool_threads(s->pool) * TASKS_PER_THREAD);
     if (rpt < ROWS_PER_TASK) rpt = ROWS_PER_TASK;
-    MatmulJob j = {s, rpt, y, x, is_float_type(w->type) ? NULL : s->xq, w, T, w->nbytes / (size_t)w->ne[1]};
+    MatmulJob j = {s, rpt, y, x, is_float_type(w->type) ? NULL : s->xq, w, T, w->nbytes / (size_t)w->ne[1], one_row};
     pool_for(s->pool, (int)((w->ne[1] + rpt - 1) / rpt),
              s->base.opt.exact ? matmul_exact_task : matmul_task, &j);
 }
 
-static void add_bias(float *y, const Tensor *b, int T) {
-    if (!b->data) return;
-    for (int t = 0; t < T; t++) op_add(y + (size_t)t * b->ne[0], b->data, (int)b->ne[0]);
-}
 
 /* ---------------------------------------------------------------------------------------------------- */
 /* attention */
@@ -159,6 +168,12 @@ static size_t kv_offset(const CpuBackend *s, const KVPages *kv, int l, int seq, 
     return ((size_t)l * s->base.opt.n_pages + (size_t)page) * P * s->kv_dim + (size_t)(pos % P) * s->c->head_dim;
 }
 
+/* Ask for n floats from p to be brought to cache (the next page of a sequence is elsewhere in the store:
+ * the hardware prefetchers do not follow). */
+static inline void prefetch_run(const float *p, int n) {
+    for (int i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
+}
+
 /* One (entry, kv head): for each query head h of the group sharing that kv head, softmax(q_h k^T /
  * sqrt(head_dim)) v over positions 0..pos of the entry's sequence, walking the sequence's pages (each page
  * holds page_size consecutive positions); a page's keys and values are read from memory once for the
@@ -175,9 +190,10 @@ static void attn_task(void *ctx, int item, int thread) {
     const float *q = s->q + (size_t)i * s->q_dim + (size_t)kvh * G * hd;
     float *sc = s->att + (size_t)thread * G * sc_len, *out = s->xb + (size_t)i * s->q_dim + (size_t)kvh * G * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    const AttnKernels *ak = &s->ak;
+    const VecKernels *ak = &s->vk;
     for (int t0 = 0; t0 < n; t0 += P) {
         const float *k = s->k_store + layer_base + (size_t)pages[t0 / P] * P * s->kv_dim;
+        if (t0 + P < n) prefetch_run(s->k_store + layer_base + (size_t)pages[t0 / P + 1] * P * s->kv_dim, P * hd);
         for (int h = 0; h < G; h++)
             ak->scores(sc + h * sc_len + t0, q + (size_t)h * hd, k, n - t0 < P ? n - t0 : P, hd, hd, scale);
     }
@@ -185,9 +201,67 @@ static void attn_task(void *ctx, int item, int thread) {
     memset(out, 0, (size_t)G * hd * sizeof *out);
     for (int t0 = 0; t0 < n; t0 += P) {
         const float *v = s->v_store + layer_base + (size_t)pages[t0 / P] * P * s->kv_dim;
+        if (t0 + P < n) prefetch_run(s->v_store + layer_base + (size_t)pages[t0 / P + 1] * P * s->kv_dim, P * hd);
         for (int h = 0; h < G; h++)
             ak->accum(out + (size_t)h * hd, sc + h * sc_len + t0, v, n - t0 < P ? n - t0 : P, hd, hd);
     }
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* per-entry row work, spread over the threads */
+
+typedef struct RowJob {
+    CpuBackend *s;
+    const Batch *b;
+    const KVPages *kv;
+    const LayerWeights *L;
+    int l;
+    const float *norm; /* norm_task: the norm's weights */
+} RowJob;
+
+/* xb[i] = rmsnorm(x[i]) and, in fast mode, its Q8A blocks into xq[i] */
+static void norm_task(void *ctx, int i, int thread) {
+    (void)thread;
+    const RowJob *j = ctx;
+    CpuBackend *s = j->s;
+    const int dim = s->c->dim;
+    op_rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, j->norm, dim, s->c->norm_eps);
+    if (!s->base.opt.exact) quant_q8a_quantize(s->xb + (size_t)i * dim, s->xq + (size_t)i * (dim / QK8A), dim);
+}
+
+static void add_bias_row(float *y, const Tensor *b) {
+    if (b->data) op_add(y, b->data, (int)b->ne[0]);
+}
+
+/* entry i's q, k, v: biases, RoPE on q and k, k and v into the store */
+static void qkv_task(void *ctx, int i, int thread) {
+    (void)thread;
+    const RowJob *j = ctx;
+    CpuBackend *s = j->s;
+    const Config *c = s->c;
+    const int hd = c->head_dim, pos = j->b->pos[i];
+    float *q = s->q + (size_t)i * s->q_dim, *k = s->k + (size_t)i * s->kv_dim, *v = s->v + (size_t)i * s->kv_dim;
+    add_bias_row(q, &j->L->bq);
+    add_bias_row(k, &j->L->bk);
+    add_bias_row(v, &j->L->bv);
+    op_rope(q, c->n_heads, hd, c->rope_dim, pos, s->inv_freq, c->arch->rope);
+    op_rope(k, c->n_kv_heads, hd, c->rope_dim, pos, s->inv_freq, c->arch->rope);
+    const size_t off = kv_offset(s, j->kv, j->l, j->b->seq[i], pos), head_stride = (size_t)s->base.opt.page_size * hd;
+    for (int h = 0; h < c->n_kv_heads; h++) {
+        memcpy(s->k_store + off + h * head_stride, k + (size_t)h * hd, (size_t)hd * sizeof(float));
+        memcpy(s->v_store + off + h * head_stride, v + (size_t)h * hd, (size_t)hd * sizeof(float));
+    }
+}
+
+/* hb[i] = silu(hb[i]) * hb2[i] and, in fast mode, its Q8A blocks into xq[i] */
+static void swiglu_task(void *ctx, int i, int thread) {
+    (void)thread;
+    const RowJob *j = ctx;
+    CpuBackend *s = j->s;
+    const int hid = s->c->hidden_dim;
+    float *g = s->hb + (size_t)i * hid;
+    s->vk.swiglu(g, s->hb2 + (size_t)i * hid, hid);
+    if (!s->base.opt.exact) quant_q8a_quantize(g, s->xq + (size_t)i * (hid / QK8A), hid);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -224,7 +298,7 @@ static int cpu_forward(Backend *base, const Batch *b, const KVPages *kv, float *
     CpuBackend *s = (CpuBackend *)base;
     const Config *c = s->c;
     const Weights *w = s->w;
-    const int T = b->n, dim = c->dim, hd = c->head_dim;
+    const int T = b->n, dim = c->dim;
     if (check_batch(s, b, kv, err, errlen)) return -1;
 
     /* token embeddings: row token of token_embd */
@@ -238,41 +312,25 @@ static int cpu_forward(Backend *base, const Batch *b, const KVPages *kv, float *
         const LayerWeights *L = &w->layers[l];
 
         /* attention: norm, Q/K/V (+bias), RoPE, K/V into the store, attention, output projection, residual */
-        for (int i = 0; i < T; i++)
-            op_rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->attn_norm.data, dim, c->norm_eps);
-        quantize_input(s, s->xb, T, dim);
-        matmul(s, s->q, s->xb, &L->wq, T);
-        matmul(s, s->k, s->xb, &L->wk, T);
-        matmul(s, s->v, s->xb, &L->wv, T);
-        add_bias(s->q, &L->bq, T);
-        add_bias(s->k, &L->bk, T);
-        add_bias(s->v, &L->bv, T);
-        for (int i = 0; i < T; i++) {
-            float *q = s->q + (size_t)i * s->q_dim, *k = s->k + (size_t)i * s->kv_dim;
-            op_rope(q, c->n_heads, hd, c->rope_dim, b->pos[i], s->inv_freq, c->arch->rope);
-            op_rope(k, c->n_kv_heads, hd, c->rope_dim, b->pos[i], s->inv_freq, c->arch->rope);
-            const size_t off = kv_offset(s, kv, l, b->seq[i], b->pos[i]), head_stride = (size_t)s->base.opt.page_size * hd;
-            for (int h = 0; h < c->n_kv_heads; h++) {
-                memcpy(s->k_store + off + h * head_stride, k + (size_t)h * hd, (size_t)hd * sizeof(float));
-                memcpy(s->v_store + off + h * head_stride, s->v + (size_t)i * s->kv_dim + (size_t)h * hd,
-                       (size_t)hd * sizeof(float));
-            }
-        }
+        RowJob rj = {s, b, kv, L, l, L->attn_norm.data};
+        pool_for(s->pool, T, norm_task, &rj);
+        matmul(s, s->q, s->xb, &L->wq, T, b->want_logits);
+        matmul(s, s->k, s->xb, &L->wk, T, b->want_logits);
+        matmul(s, s->v, s->xb, &L->wv, T, b->want_logits);
+        pool_for(s->pool, T, qkv_task, &rj);
         AttnJob aj = {s, b, kv, l};
         pool_for(s->pool, T * c->n_kv_heads, attn_task, &aj);
         quantize_input(s, s->xb, T, s->q_dim);
-        matmul(s, s->proj, s->xb, &L->wo, T);
+        matmul(s, s->proj, s->xb, &L->wo, T, b->want_logits);
         op_add(s->x, s->proj, T * dim);
 
         /* FFN: norm, gate and up, SwiGLU, down, residual */
-        for (int i = 0; i < T; i++)
-            op_rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)i * dim, L->ffn_norm.data, dim, c->norm_eps);
-        quantize_input(s, s->xb, T, dim);
-        matmul(s, s->hb, s->xb, &L->w_gate, T);
-        matmul(s, s->hb2, s->xb, &L->w_up, T);
-        op_swiglu(s->hb, s->hb2, T * c->hidden_dim);
-        quantize_input(s, s->hb, T, c->hidden_dim);
-        matmul(s, s->proj, s->hb, &L->w_down, T);
+        rj.norm = L->ffn_norm.data;
+        pool_for(s->pool, T, norm_task, &rj);
+        matmul(s, s->hb, s->xb, &L->w_gate, T, b->want_logits);
+        matmul(s, s->hb2, s->xb, &L->w_up, T, b->want_logits);
+        pool_for(s->pool, T, swiglu_task, &rj);
+        matmul(s, s->proj, s->hb, &L->w_down, T, b->want_logits);
         op_add(s->x, s->proj, T * dim);
         capture(s, b, l + 1);
     }
@@ -286,7 +344,7 @@ static int cpu_forward(Backend *base, const Batch *b, const KVPages *kv, float *
     }
     if (n_out) {
         quantize_input(s, s->xb, n_out, dim);
-        matmul(s, logits, s->xb, &w->output, n_out);
+        matmul(s, logits, s->xb, &w->output, n_out, NULL);
     }
     return 0;
 }
@@ -391,7 +449,7 @@ Backend *backend_cpu_create(const Config *c, const Weights *w, const BackendOpti
         return NULL;
     }
     op_rope_freqs(s->inv_freq, c->rope_dim, c->rope_theta);
-    s->ak = attn_kernels(0);
+    s->vk = vec_kernels(0);
     s->base.kv_bytes = kv;
     s->base.scratch_bytes = scratch;
     uint64_t wb = w->token_embd.nbytes + w->output_norm.nbytes + (c->tied_embeddings ? 0 : w->output.nbytes);

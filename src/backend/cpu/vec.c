@@ -10,7 +10,7 @@
  *
  * Not here: walking pages, heads and threads (cpu.c).
  */
-#include "attn.h"
+#include "vec.h"
 
 #include <math.h>
 
@@ -38,6 +38,10 @@ static void softmax_portable(float *x, int n) {
     }
     const float inv = (float)(1.0 / sum);
     for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+static void swiglu_portable(float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 static void accum_portable(float *out, const float *p, const float *v, int n, int stride, int hd) {
@@ -103,11 +107,11 @@ AVX2 static void scores_avx2(float *sc, const float *q, const float *k, int n, i
     }
 }
 
-/* e^x for x <= 0 (the softmax's arguments); below -87.3 the result is 0. */
+/* e^x for x not NaN; below -87.3 the result is 0, above 88.7 it is e^88.7. */
 AVX2 static inline __m256 exp_ps(__m256 x) {
     const __m256 lo = _mm256_set1_ps(-87.33654f);
-    const __m256 zero_mask = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
-    x = _mm256_max_ps(x, lo);
+    const __m256 zero_mask = _mm256_cmp_ps(x, lo, _CMP_NLT_UQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.7f));
     /* x = n ln2 + r, |r| <= ln2 / 2 (ln2 split in two for an exact product) */
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -120,9 +124,13 @@ AVX2 static inline __m256 exp_ps(__m256 x) {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    /* times 2^n (n >= -126 here: the exponent field stays normal) */
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), zero_mask);
+    /* times 2^n (-126 <= n <= 128 here; 2^128 is taken as 2^127 * 2) */
+    const __m256i ni = _mm256_cvtps_epi32(n);
+    const __m256i big = _mm256_cmpgt_epi32(ni, _mm256_set1_epi32(127)); /* n = 128: 2^127, then * 2 */
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_add_epi32(ni, big), _mm256_set1_epi32(127)), 23);
+    p = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    p = _mm256_add_ps(p, _mm256_and_ps(p, _mm256_castsi256_ps(big)));
+    return _mm256_and_ps(p, zero_mask);
 }
 
 AVX2 static void softmax_avx2(float *x, int n) {
@@ -149,6 +157,17 @@ AVX2 static void softmax_avx2(float *x, int n) {
     const __m256 iv = _mm256_set1_ps(inv);
     for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), iv));
     for (; i < n; i++) x[i] *= inv;
+}
+
+AVX2 static void swiglu_avx2(float *gate, const float *up, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 e = exp_ps(_mm256_xor_ps(g, neg));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    swiglu_portable(gate + i, up + i, n - i);
 }
 
 AVX2 static void accum_avx2(float *out, const float *p, const float *v, int n, int stride, int hd) {
@@ -180,12 +199,12 @@ AVX2 static void accum_avx2(float *out, const float *p, const float *v, int n, i
 
 #endif
 
-AttnKernels attn_kernels(int portable) {
+VecKernels vec_kernels(int portable) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (!portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return (AttnKernels){scores_avx2, softmax_avx2, accum_avx2};
+        return (VecKernels){scores_avx2, softmax_avx2, accum_avx2, swiglu_avx2};
 #endif
     (void)portable;
-    return (AttnKernels){scores_portable, softmax_portable, accum_portable};
+    return (VecKernels){scores_portable, softmax_portable, accum_portable, swiglu_portable};
 }
