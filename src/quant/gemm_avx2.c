@@ -137,6 +137,8 @@ typedef struct Panel {
     } u;
     _Alignas(32) float s[PR][KB];        /* block scale: value = s * q (- m), per block */
     _Alignas(32) float m[PR][KB];        /* KIND_U: value = s * q - m (dot: - m * da * sum(a)) */
+    _Alignas(32) float P[CR][TC][KB];    /* compute(): s * da of the tile in hand (here rather than on
+                                          * compute()'s stack frame: measured 20% faster) */
 } Panel;
 
 /* block j of 32 values: q (and for Q8_0 the signed values into w) and the per-block s, m of the layouts of
@@ -251,25 +253,37 @@ AVX2 static INLINE void load_da8(const BlockQ8A *a, int gl, __m256 *da, __m256 *
     *dsum = _mm256_mul_ps(*da, _mm256_cvtepi32_ps(sum));
 }
 
+/* da and da * sum of the activation's blocks, eight at a time as load_da8 has them (each group of eight
+ * starts at a multiple of 8 from the start of its panel, and panels start at multiples of KB) */
+AVX2 static INLINE void act_scales(const BlockQ8A *xq, int64_t nb, float *da, float *dsum) {
+    for (int64_t b0 = 0; b0 < nb; b0 += KB)
+        for (int64_t g = b0; g < nb && g < b0 + KB; g += 8) {
+            __m256 d, ds;
+            load_da8(xq + g, nb - g < 8 ? (int)(nb - g) : 8, &d, &ds);
+            _mm256_storeu_ps(da + g, d);
+            _mm256_storeu_ps(dsum + g, ds);
+        }
+}
+
 /* y[c * ldy + r] (+)= dot of panel rows pr .. pr + R - 1 (blocks 0 .. nbk) with activations xq + c * ldq
  * (c < C); `add` says whether to add to y (a later panel of the same rows) or to store. */
-AVX2 static INLINE void compute(int kind, const Panel *p, int pr, int R, int C, const BlockQ8A *xq, int64_t ldq,
-                                int nbk, float *y, int64_t ldy, int add) {
+AVX2 static INLINE void compute(int kind, Panel *p, int pr, int R, int C, const BlockQ8A *xq, int64_t ldq,
+                                const float *da_all, const float *dsum_all, int64_t lds, int nbk, float *y,
+                                int64_t ldy, int add) {
     const __m256i ones = _mm256_set1_epi16(1), m32 = _mm256_set1_epi8(32);
     __m256 acc[CR][TC];
     /* s * da of every block, computed before the block loop reads them back as broadcasts (a store
      * followed at once by a narrower load of it would wait for the store) */
-    _Alignas(32) float P[CR][TC][KB];
+    float(*P)[TC][KB] = p->P;
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
     for (int g = 0; g < nbk; g += 8) {
-        const int gl = nbk - g < 8 ? nbk - g : 8;
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
-            __m256 da, dsum;
-            load_da8(xq + (size_t)c * ldq + g, gl, &da, &dsum);
+            const __m256 da = _mm256_loadu_ps(da_all + (size_t)c * lds + g);
+            const __m256 dsum = _mm256_loadu_ps(dsum_all + (size_t)c * lds + g);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 _mm256_store_ps(&P[r][c][g], _mm256_mul_ps(_mm256_load_ps(&p->s[pr + r][g]), da));
@@ -395,18 +409,6 @@ AVX2 static INLINE __m256i row_block(uint32_t type, const uint8_t *row, int64_t 
     return _mm256_madd_epi16(_mm256_maddubs_epi16(q, av), ones);
 }
 
-/* da and da * sum of the activation's blocks, eight at a time as load_da8 has them (each group of eight
- * starts at a multiple of 8 from the start of its panel, and panels start at multiples of KB) */
-AVX2 static INLINE void act_scales(const BlockQ8A *xq, int64_t nb, float *da, float *dsum) {
-    for (int64_t b0 = 0; b0 < nb; b0 += KB)
-        for (int64_t g = b0; g < nb && g < b0 + KB; g += 8) {
-            __m256 d, ds;
-            load_da8(xq + g, nb - g < 8 ? (int)(nb - g) : 8, &d, &ds);
-            _mm256_storeu_ps(da + g, d);
-            _mm256_storeu_ps(dsum + g, ds);
-        }
-}
-
 /* da and dsum: act_scales of xq, nb rounded up to a multiple of 8 */
 AVX2 static INLINE float row_dot(uint32_t type, int kind, const uint8_t *row, const BlockQ8A *xq, const float *da_all,
                                  const float *dsum_all, int64_t nb) {
@@ -459,13 +461,13 @@ AVX2 static INLINE void gemv(uint32_t type, int kind, const uint8_t *w, size_t r
 
 /* ---- drivers ---- */
 
-typedef void (*ComputeFn)(const Panel *p, int pr, const BlockQ8A *xq, int64_t ldq, int nbk, float *y, int64_t ldy,
-                          int add);
+typedef void (*ComputeFn)(Panel *p, int pr, const BlockQ8A *xq, int64_t ldq, const float *da, const float *dsum,
+                          int64_t lds, int nbk, float *y, int64_t ldy, int add);
 
 #define COMPUTE_FN(name, kind, R, C)                                                                         \
-    AVX2 static void name(const Panel *p, int pr, const BlockQ8A *xq, int64_t ldq, int nbk, float *y,       \
-                          int64_t ldy, int add) {                                                            \
-        compute(kind, p, pr, R, C, xq, ldq, nbk, y, ldy, add);                                               \
+    AVX2 static void name(Panel *p, int pr, const BlockQ8A *xq, int64_t ldq, const float *da, const float *dsum, \
+                          int64_t lds, int nbk, float *y, int64_t ldy, int add) {                            \
+        compute(kind, p, pr, R, C, xq, ldq, da, dsum, lds, nbk, y, ldy, add);                                \
     }
 
 /* for each kind: full tiles (PR x TC), PR x 1, 1 x TC, 1 x 1 */
@@ -510,6 +512,12 @@ AVX2 static INLINE void gemm(uint32_t type, int kind, const void *w, size_t rb, 
         gemv(type, kind, w, rb, nr, nb, xq, y);
         return;
     }
+    /* the activations' da and da * sum per block, once for all panels */
+    const int64_t lds = (nb + 7) / 8 * 8;
+    float *da = malloc(2 * (size_t)T * (size_t)lds * sizeof(float));
+    if (!da) abort();
+    float *dsum = da + (size_t)T * lds;
+    for (int t = 0; t < T; t++) act_scales(xq + (size_t)t * nb, nb, da + (size_t)t * lds, dsum + (size_t)t * lds);
     Panel p;
     for (int64_t r = 0; r < nr; r += PR) {
         const int R = nr - r < PR ? (int)(nr - r) : PR;
@@ -523,13 +531,15 @@ AVX2 static INLINE void gemm(uint32_t type, int kind, const void *w, size_t rb, 
                 float *yt = y + (size_t)t * ldy + r;
                 for (int pr = 0; pr < R;) {
                     const int full = R - pr >= CR;
-                    COMPUTE[kind][full][C == TC](&p, pr, a, nb, nbk, yt + pr, ldy, b0 > 0);
+                    COMPUTE[kind][full][C == TC](&p, pr, a, nb, da + (size_t)t * lds + b0, dsum + (size_t)t * lds + b0,
+                                                 lds, nbk, yt + pr, ldy, b0 > 0);
                     pr += full ? CR : 1;
                 }
                 t += C;
             }
         }
     }
+    free(da);
 }
 
 #define GEMM_FOR(name, type, kind)                                                                           \
