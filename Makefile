@@ -1,7 +1,7 @@
 # orcd: one Makefile for the binary, the tests, the fuzzers and the benchmarks.
 #
 #   make              build build/orcd (with the CUDA backend whenever nvcc is present)
-#   make run          set up everything (packages, models) and run orcd on the default model
+#   make run          set up everything (packages, models) and start orcd serve on the default model
 #   make test         set up everything and run the C unit tests, then the Python tests
 #   make test SAN=1   the same, built with AddressSanitizer + UBSan (into build/san, CPU backend only)
 #   make fuzz         build the libFuzzer targets and run each for FUZZ_TIME seconds
