@@ -1,6 +1,6 @@
 /*
- * quant_dot: GB/s of weight bytes that quant_vec_dot gets through, one thread, for each type the CPU
- * backend meets, on a matrix the size of Qwen2.5-0.5B's ffn_up (4864 rows of 896; the K-quants, whose
+ * quant_dot: GB/s of weight bytes that quant_gemv (the decode path: one-row kernels, prefetch ahead) gets
+ * through, one thread, for each type the CPU backend meets, on a matrix the size of Qwen2.5-0.5B's ffn_up (4864 rows of 896; the K-quants, whose
  * rows must be multiples of 256, on ffn_down's 896 rows of 4864: the same bytes), next to the machine's
  * single-thread memory read bandwidth.
  *
@@ -10,7 +10,8 @@
  * Three numbers per type: "L2" runs the first rows of the matrix (about 256 KB) again and again: the
  * kernel's compute speed; "L3" the whole matrix again and again (it fits in L3, unless the machine's other
  * work evicts it); "DRAM" walks a 512 MB ring of copies of it (every byte comes from memory, as in a
- * decode step over a whole model). Times are the thread's CPU time (the machine may be shared).
+ * decode step over a whole model); "tiles" is the prefill path, quant_matmul with 64 activations on the
+ * matrix in L3, in GMAC/s. Times are the thread's CPU time (the machine may be shared).
  * Arguments (optional): seconds per measurement (default 0.3), then type names to run only those.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -136,13 +137,25 @@ static double time_matvec(uint32_t type, const uint8_t *w, size_t mat_bytes, int
     const double t0 = now();
     double t = t0;
     do {
-        for (int m = 0; m < copies; m++, done++) {
-            const uint8_t *mat = w + (size_t)m * mat_bytes;
-            for (int64_t r = 0; r < rows; r++) y[r] = quant_vec_dot(type, mat + (size_t)r * rb, x, xq, n);
-        }
+        for (int m = 0; m < copies; m++, done++) quant_gemv(type, w + (size_t)m * mat_bytes, rb, rows, n, x, xq, y);
         t = now();
     } while (t - t0 < seconds);
     return (t - t0) / (double)done;
+}
+
+/* GMAC/s of quant_matmul (the tile kernels) with TILE_ACTS activations on a matrix in L3. */
+#define TILE_ACTS 64
+static double time_tiles(uint32_t type, const uint8_t *w, size_t mat_bytes, int64_t rows, int64_t n, const float *xs,
+                         const BlockQ8A *xqs, float *ys, double seconds) {
+    int64_t done = 0;
+    const double t0 = now();
+    double t = t0;
+    do {
+        quant_matmul(type, w, mat_bytes / (size_t)rows, rows, n, xs, xqs, TILE_ACTS, ys, rows);
+        done++;
+        t = now();
+    } while (t - t0 < seconds);
+    return (double)done * (double)rows * (double)n * TILE_ACTS / (t - t0) / 1e9;
 }
 
 int main(int argc, char **argv) {
@@ -150,20 +163,23 @@ int main(int argc, char **argv) {
     uint8_t *ring = malloc(RING_BYTES);
     float *x = malloc(4864 * sizeof(float)), *y = malloc(4864 * sizeof(float));
     BlockQ8A *xq = malloc(4864 / QK8A * sizeof(BlockQ8A));
-    if (!ring || !x || !y || !xq) {
+    float *xs = malloc((size_t)TILE_ACTS * 4864 * sizeof(float)), *ys = malloc((size_t)TILE_ACTS * 4864 * sizeof(float));
+    BlockQ8A *xqs = malloc((size_t)TILE_ACTS * 4864 / QK8A * sizeof(BlockQ8A));
+    if (!ring || !x || !y || !xq || !xs || !ys || !xqs) {
         fprintf(stderr, "quant_dot: out of memory\n");
         return 1;
     }
     for (size_t i = 0; i < RING_BYTES; i += 64) ring[i] = (uint8_t)i; /* fault the pages in */
     const double bw = read_bandwidth(ring, RING_BYTES);
     for (int i = 0; i < 4864; i++) x[i] = next_f();
+    for (int i = 0; i < TILE_ACTS * 4864; i++) xs[i] = next_f();
 
-    printf("quant_vec_dot, 1 thread, path %s; memory read bandwidth (1 thread, 512 MB): %.1f GB/s\n",
+    printf("quant_gemv, 1 thread, path %s; memory read bandwidth (1 thread, 512 MB): %.1f GB/s\n",
            quant_cpu_path(), bw);
-    printf("%-5s %11s %7s %8s %8s %8s %9s %8s %10s\n", "type", "matrix", "MB", "L2", "L3", "DRAM", "portable",
-           "L2", "us/matvec");
-    printf("%-5s %11s %7s %8s %8s %8s %9s %8s %10s\n", "", "rows x n", "", "GB/s", "GB/s", "GB/s", "L2 GB/s",
-           "ns/row", "(DRAM)");
+    printf("%-5s %11s %7s %8s %8s %8s %9s %8s %10s %8s\n", "type", "matrix", "MB", "L2", "L3", "DRAM", "portable",
+           "L2", "us/matvec", "tiles");
+    printf("%-5s %11s %7s %8s %8s %8s %9s %8s %10s %8s\n", "", "rows x n", "", "GB/s", "GB/s", "GB/s", "L2 GB/s",
+           "ns/row", "(DRAM)", "GMAC/s");
     for (size_t k = 0; k < sizeof CASES / sizeof CASES[0]; k++) {
         const Case *c = &CASES[k];
         int wanted = argc <= 2;
@@ -182,15 +198,17 @@ int main(int argc, char **argv) {
         const double l2 = time_matvec(c->type, ring, rb * (size_t)l2_rows, 1, l2_rows, n, x, xq, y, seconds);
         const double l3 = time_matvec(c->type, ring, mat_bytes, 1, rows, n, x, xq, y, seconds);
         const double dram = time_matvec(c->type, ring, mat_bytes, copies, rows, n, x, xq, y, seconds);
+        for (int a = 0; a < TILE_ACTS; a++) quant_q8a_quantize(xs + (size_t)a * n, xqs + (size_t)a * (n / QK8A), n);
+        const double tiles = time_tiles(c->type, ring, mat_bytes, rows, n, xs, xqs, ys, seconds);
         quant_cpu_force_portable(1);
         const double port =
             time_matvec(c->type, ring, rb * (size_t)l2_rows, 1, l2_rows, n, x, xq, y, seconds / 3);
         quant_cpu_force_portable(0);
         const double l2_bytes = (double)rb * (double)l2_rows;
-        printf("%-5s %5lld x %-4lld %7.2f %8.1f %8.1f %8.1f %9.1f %8.0f %10.0f\n", quant_name(c->type),
+        printf("%-5s %5lld x %-4lld %7.2f %8.1f %8.1f %8.1f %9.1f %8.0f %10.0f %8.1f\n", quant_name(c->type),
                (long long)rows, (long long)n, (double)mat_bytes / 1e6, l2_bytes / l2 / 1e9,
                (double)mat_bytes / l3 / 1e9, (double)mat_bytes / dram / 1e9, l2_bytes / port / 1e9,
-               l2 / (double)l2_rows * 1e9, dram * 1e6);
+               l2 / (double)l2_rows * 1e9, dram * 1e6, tiles);
     }
 
     /* the activation's quantization, once per matvec */

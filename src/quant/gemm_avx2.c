@@ -15,9 +15,12 @@
  * (8, 16) as the minimum, Q8_0 uses the sign trick of dot_avx2.c (maddubs(|w|, a * sign(w))), Q6_K
  * subtracts maddubs(32, a) and weights the int16 pair sums with its group scales in the madd.
  * The packing of each panel is amortized over all activations of the call (the CPU backend passes up to
- * 64), and the next panel's weights are prefetched while this one is computed.
+ * 64), the activations' da and da * sum are computed once per call, and the next panel's weights are
+ * prefetched while this one is computed.
  *
- * Not here: one activation (decode; dot.c sends it to the one-row kernels of dot_avx2.c).
+ * One activation (T = 1) takes row_dot: the same operations in the same order with the blocks unpacked on
+ * the fly, so that every activation's result is bit for bit independent of T (quant.h promises it). It is
+ * slower than dot_avx2.c's one-row kernels, which quant_gemv uses for decode.
  */
 #include "quant_impl.h"
 

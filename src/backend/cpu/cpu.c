@@ -3,8 +3,15 @@
  * used in place in the file's mapping (dequantized inside the dot products, never converted up front),
  * threads from pool.c, and keys/values in a paged fp32 store.
  *
- * Matrix products: each weight row is read once per call and dotted with every entry of the batch
- * (prefill is one matrix-matrix pass); activations are quantized to BlockQ8A once per product input.
+ * Matrix products: activations are quantized to BlockQ8A once per product input (with the norm or SwiGLU
+ * that makes them, per entry). Entries that only fill the KV cache (a prompt but its last token) go through
+ * quant_matmul's tile kernels, 64 at a time over each thread's rows (prefill is a matrix-matrix pass);
+ * entries that want logits (decode steps, a prompt's last token, the LM head) through the one-row kernels
+ * of quant_gemv, the fastest for a lone entry. The split depends on each entry alone, so a sequence gets
+ * the same logits bit for bit alone or in a batch.
+ *
+ * Attention: one task per (entry, kv head) walks the sequence's pages once for the query heads sharing
+ * that kv head (vec.c's AVX2 loops); the store keeps each kv head's page contiguous.
  *
  * Not here: scheduling (engine), sampling (sampler). The CUDA forward mirrors this one step for step.
  */
