@@ -146,6 +146,8 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--prompt", default="Write a short story about a lighthouse keeper and a storm.")
     ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--stop-at-eos", action="store_true",
+                    help="let requests end at an end-of-turn token (default: ignore_eos, max_tokens each)")
     ap.add_argument("--top-k", type=int, default=40)
     ap.add_argument("--api", choices=["worker", "openai"], default="worker")
     ap.add_argument("--api-key")
@@ -164,7 +166,8 @@ def main():
     else:
         ap.error("give --url or --model")
     headers = {"Authorization": f"Bearer {a.api_key}"} if a.api_key else {}
-    body = {"prompt": a.prompt, "max_tokens": a.max_tokens, "temperature": a.temperature, "top_k": a.top_k}
+    body = {"prompt": a.prompt, "max_tokens": a.max_tokens, "temperature": a.temperature, "top_k": a.top_k,
+            "ignore_eos": not a.stop_at_eos}
     if a.api == "openai":
         body["stream"] = True
     try:

@@ -164,7 +164,8 @@ int job_submit(Job *j, const int32_t *ids, int n_ids, char *err, size_t errlen) 
 
     j->n_prompt = n_ids;
     EngineRequest r = {.prompt = ids, .n_prompt = n_ids, .max_tokens = j->max_tokens, .sampling = j->req.sampling,
-                       .stop = (const char *const *)j->req.stop, .n_stop = j->req.n_stop, .on_token = on_token,
+                       .stop = (const char *const *)j->req.stop, .n_stop = j->req.n_stop,
+                       .ignore_eog = j->req.ignore_eos, .on_token = on_token,
                        .on_done = on_done, .user = j};
     pthread_mutex_lock(&j->mu);
     j->refs++; /* the engine's, given back by on_done */

@@ -186,6 +186,7 @@ static void parse_sampling(json_t *obj, ParsedRequest *r, RequestErrors *errs) {
     if (get_number(obj, "presence_penalty", -2, 2, false, &d, errs) > 0) sp->presence_penalty = (float)d;
     if (get_int(obj, "top_k", 0, 1 << 30, &x, errs) > 0) sp->top_k = (int)x;
     if (get_int(obj, "seed", 0, INT64_MAX, &x, errs) > 0) sp->seed = (uint64_t)x, r->seed_set = true;
+    get_bool(obj, "ignore_eos", &r->ignore_eos, errs);
     parse_stop(obj, r, errs);
 }
 

@@ -16,7 +16,8 @@
  *  4. POST /cancel: {job_id}.
  * Sampling fields and their ranges: temperature 0..2, top_p (0, 1], top_k >= 0, min_p 0..1,
  * repetition_penalty (0, 10], frequency_penalty and presence_penalty -2..2, seed 0..2^63-1, stop a
- * string or up to REQ_MAX_STOP strings of 1..REQ_MAX_STOP_LEN bytes, max_tokens 1..REQ_MAX_TOKENS. n and
+ * string or up to REQ_MAX_STOP strings of 1..REQ_MAX_STOP_LEN bytes, max_tokens 1..REQ_MAX_TOKENS,
+ * ignore_eos true or false (vLLM's extension: keep going past end-of-generation tokens). n and
  * best_of must be 1; echo, logprobs and suffix are not supported (an error, not a silent difference).
  *
  * Strings are UTF-8 (the JSON parser rejects anything else); prompt and message contents may hold
@@ -65,6 +66,7 @@ typedef struct ParsedRequest {
     int max_tokens;         /* 0: the route's default */
     SamplerParams sampling; /* the defaults given to request_parse, with the request's fields applied */
     bool seed_set;
+    bool ignore_eos;        /* generate past end-of-generation tokens (benchmarks, tests) */
     char *stop[REQ_MAX_STOP]; /* owned, NUL-terminated */
     int n_stop;
     bool stream, include_usage;

@@ -1,6 +1,7 @@
 """`orcd serve` on a tiny random model: the worker API's events, cancel, client disconnects, concurrency,
 the queue limit, timeouts, the ready callback and SIGTERM drain. Content does not matter here (the weights
-are random); counts, order, timing bounds and freed resources do."""
+are random); counts, order, timing bounds and freed resources do. Requests set ignore_eos: a random model
+samples an end-of-turn token now and then, and these tests need lengths that only max_tokens decides."""
 import http.server
 import json
 import re
@@ -13,7 +14,8 @@ import pytest
 
 requests = pytest.importorskip("requests")
 
-from test_server_harness import SAN, SLOW, Server, parse_sse, raw_request, read_until, server_logs, tiny_model  # noqa: F401
+from test_server_harness import (SLOW, Server, parse_sse, raw_request, read_until,  # noqa: F401
+                                 server_logs, tiny_model)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,8 @@ def test_health_ready_models_metrics(srv, tiny_model):
 
 def test_execute_event_order(srv):
     before = srv.metrics()
-    ev = srv.events({"job_id": "order-1", "prompt": "The quick brown fox", "max_tokens": 12, "temperature": 0.5,
+    ev = srv.events({"job_id": "order-1", "ignore_eos": True, "prompt": "The quick brown fox", "max_tokens": 12,
+                     "temperature": 0.5,
                      "seed": 7, "unknown_field": {"nested": [1, 2]}, "another": None})
     names = [e for e, _ in ev]
     assert names[0] == "started" and ev[0][1]["job_id"] == "order-1" and ev[0][1]["model"] == "tiny"
@@ -67,14 +70,15 @@ def test_execute_event_order(srv):
 
 
 def test_same_seed_same_stream(srv):
-    body = {"prompt": "Once upon a time", "max_tokens": 16, "temperature": 1.0, "seed": 42, "top_k": 50}
+    body = {"ignore_eos": True, "prompt": "Once upon a time", "max_tokens": 16, "temperature": 1.0, "seed": 42,
+            "top_k": 50}
     a = "".join(d["t"] for e, d in srv.events(body) if e == "token")
     b = "".join(d["t"] for e, d in srv.events(body) if e == "token")
     assert a == b and a
 
 
 def test_stop_string_ends_before_it(srv):
-    body = {"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0, "seed": 1}
+    body = {"ignore_eos": True, "prompt": "Once upon a time", "max_tokens": 40, "temperature": 0, "seed": 1}
     full = "".join(d["t"] for e, d in srv.events(body) if e == "token")
     assert len(full) > 12
     stop = full[8:12]
@@ -85,7 +89,8 @@ def test_stop_string_ends_before_it(srv):
 
 
 def test_cancel_by_job_id(srv):
-    r = srv.post("/execute", {"job_id": "cancel-me", "prompt": "Hello", "max_tokens": 8000}, stream=True)
+    body = {"job_id": "cancel-me", "ignore_eos": True, "prompt": "Hello", "max_tokens": 8000}
+    r = srv.post("/execute", body, stream=True)
     assert r.status_code == 200
     lines = r.iter_lines()
     events = []
@@ -94,7 +99,7 @@ def test_cancel_by_job_id(srv):
         if e == "token" and d["i"] >= 3:
             break
     # a second job with the same id while it runs is a conflict
-    dup = srv.post("/execute", {"job_id": "cancel-me", "prompt": "Hello", "max_tokens": 4})
+    dup = srv.post("/execute", {"job_id": "cancel-me", "ignore_eos": True, "prompt": "Hello", "max_tokens": 4})
     assert dup.status_code == 409 and dup.json()["error"]["code"] == "CONFLICT"
     t0 = time.monotonic()
     c = srv.post("/cancel", {"job_id": "cancel-me"})
@@ -112,7 +117,8 @@ def test_cancel_by_job_id(srv):
 
 
 def test_disconnect_mid_decode_frees_slot_and_kv(srv):
-    s = raw_request(srv.port, "POST", "/execute", json.dumps({"prompt": "Hello", "max_tokens": 8000}).encode())
+    body = {"ignore_eos": True, "prompt": "Hello", "max_tokens": 8000}
+    s = raw_request(srv.port, "POST", "/execute", json.dumps(body).encode())
     got = read_until(s, b'"i":5}')
     assert b"event: started" in got and b'"i":5}' in got
     m = srv.metrics()
@@ -128,7 +134,8 @@ def test_disconnect_mid_prefill_frees_slot_and_kv(orcd_bin, tiny_model, server_l
     s = Server(orcd_bin, tiny_model, "--parallel", "1", "--ctx", "8192", "--batch", "8", log_dir=server_logs)
     try:
         prompt = " ".join(f"w{i}" for i in range(1200))  # ~5,500 tokens
-        sock = raw_request(s.port, "POST", "/execute", json.dumps({"prompt": prompt, "max_tokens": 4}).encode())
+        body = {"ignore_eos": True, "prompt": prompt, "max_tokens": 4}
+        sock = raw_request(s.port, "POST", "/execute", json.dumps(body).encode())
         got = read_until(sock, b"event: started")
         assert b"event: started" in got
         time.sleep(0.2)
@@ -153,7 +160,8 @@ def test_eight_concurrent_streams(srv):
     results = [None] * 8
 
     def run(k):
-        results[k] = srv.events({"job_id": f"c{k}", "prompt": f"Stream number {k}", "max_tokens": 10 + k,
+        results[k] = srv.events({"job_id": f"c{k}", "ignore_eos": True, "prompt": f"Stream number {k}",
+                                 "max_tokens": 10 + k,
                                  "seed": k})
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(8)]
@@ -182,19 +190,19 @@ def test_context_exceeded_gives_counts(srv, words, max_tokens):
 def test_queue_full_gives_503(orcd_bin, tiny_model, server_logs):
     s = Server(orcd_bin, tiny_model, "--parallel", "1", "--queue", "1", log_dir=server_logs)
     try:
-        a = s.post("/execute", {"job_id": "A", "prompt": "Hello", "max_tokens": 4000}, stream=True)
+        a = s.post("/execute", {"job_id": "A", "ignore_eos": True, "prompt": "Hello", "max_tokens": 4000}, stream=True)
         a_lines = a.iter_lines()
         for e, d in parse_sse(a_lines):
             if e == "token":
                 break
-        b = s.post("/execute", {"job_id": "B", "prompt": "Hello", "max_tokens": 4000}, stream=True)
+        b = s.post("/execute", {"job_id": "B", "ignore_eos": True, "prompt": "Hello", "max_tokens": 4000}, stream=True)
         b_lines = b.iter_lines()
         deadline = time.monotonic() + 10
         while s.metrics()["orcd_queue_depth"] != 1:
             assert time.monotonic() < deadline, "B never queued"
             time.sleep(0.02)
-        for path, body in (("/execute", {"prompt": "Hello", "max_tokens": 4}),
-                           ("/v1/completions", {"prompt": "Hello", "max_tokens": 4})):
+        for path, body in (("/execute", {"ignore_eos": True, "prompt": "Hello", "max_tokens": 4}),
+                           ("/v1/completions", {"ignore_eos": True, "prompt": "Hello", "max_tokens": 4})):
             c = s.post(path, body)
             assert c.status_code == 503 and c.headers["Retry-After"] == "1"
             err = c.json()["error"]
@@ -257,7 +265,7 @@ def test_callback_timeouts_and_slow_clients(orcd_bin, tiny_model, server_logs):
         assert time.monotonic() - t0 < 5
         slow.close()
         # a generation past --max-request-time ends with TIMEOUT
-        ev = s.events({"prompt": "Hello", "max_tokens": 4000})
+        ev = s.events({"ignore_eos": True, "prompt": "Hello", "max_tokens": 4000})
         assert len(terminal(ev)) == 1 and ev[-1][0] == "error"
         assert ev[-1][1]["code"] == "TIMEOUT" and ev[-1][1]["retriable"] is True
         assert s.get("/health").status_code == 200
@@ -277,9 +285,11 @@ def test_sigterm_drains(orcd_bin, tiny_model, server_logs):
         except Exception as e:  # noqa: BLE001
             out[name] = e
 
-    short = threading.Thread(target=run, args=("short", {"prompt": "Hi", "max_tokens": 40, "temperature": 0}))
+    short = threading.Thread(target=run, args=("short", {"ignore_eos": True, "prompt": "Hi", "max_tokens": 40,
+                                                          "temperature": 0}))
     # sampling at temperature 1 over the whole vocabulary: far slower than the drain timeout allows
-    long = threading.Thread(target=run, args=("long", {"prompt": "Hi", "max_tokens": 8000, "temperature": 1}))
+    long = threading.Thread(target=run, args=("long", {"ignore_eos": True, "prompt": "Hi", "max_tokens": 8000,
+                                                        "temperature": 1}))
     long.start()
     short.start()
     deadline = time.monotonic() + 10 * SLOW

@@ -89,6 +89,7 @@ CASES = [
     ("stop too long", "POST", EX, ex(stop=["x" * 300]), None, 400, "INVALID_REQUEST", "stop[0]"),
     ("stop with NUL", "POST", EX, ex(stop=["a\u0000b"]), None, 400, "INVALID_REQUEST", "stop[0]"),
     ("chat not a bool", "POST", EX, ex(chat="yes"), None, 400, "INVALID_REQUEST", "chat"),
+    ("ignore_eos not a bool", "POST", CMPL, cm(ignore_eos=1), None, 400, "invalid_request", "ignore_eos"),
     ("system without chat", "POST", EX, ex(system="be brief"), None, 400, "INVALID_REQUEST", "system"),
     ("context exceeded", "POST", EX, ex(max_tokens=4096), None, 400, "CONTEXT_EXCEEDED", "context"),
     # OpenAI: completions
@@ -204,8 +205,10 @@ def test_many_errors_are_all_listed(srv):
 
 
 def test_unknown_fields_ignored_and_still_serving(srv):
-    r = srv.post(CHAT, {"model": "anything", "messages": MSG, "max_tokens": 3, "user": "u1", "tools": None,
-                        "metadata": {"a": [1, {"b": None}]}, "parallel_tool_calls": False, "temperature": None})
+    r = srv.post(CHAT, {"model": "anything", "messages": MSG, "max_tokens": 3, "ignore_eos": True, "user": "u1",
+                        "tools": None,
+                        "metadata": {"a": [1, {"b": None}]}, "parallel_tool_calls": False,
+                        "temperature": None})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["choices"][0]["finish_reason"] == "length" and body["usage"]["completion_tokens"] == 3

@@ -21,7 +21,8 @@ TEST(server_request_execute_fields) {
     RequestErrors e;
     int rc = parse(&r, API_EXECUTE,
                    "{\"job_id\":\"j1\",\"prompt\":\"hi\\u0000there\",\"max_tokens\":7,\"temperature\":0.5,\"top_p\":0.9,"
-                   "\"top_k\":40,\"min_p\":0.1,\"repetition_penalty\":1.1,\"seed\":99,\"stop\":\"\\n\",\"extra\":[1]}",
+                   "\"top_k\":40,\"min_p\":0.1,\"repetition_penalty\":1.1,\"seed\":99,\"stop\":\"\\n\",\"extra\":[1],"
+                   "\"ignore_eos\":true}",
                    &e);
     if (rc) FAIL("parse failed: %s", e.e[0].msg);
     ASSERT_EQ_STR(r.job_id, "j1");
@@ -30,7 +31,7 @@ TEST(server_request_execute_fields) {
     ASSERT_NEAR(r.sampling.temperature, 0.5, 1e-6);
     ASSERT_EQ_INT(r.sampling.top_k, 40);
     ASSERT_EQ_INT(r.sampling.seed, 99);
-    ASSERT(r.seed_set);
+    ASSERT(r.seed_set && r.ignore_eos);
     ASSERT_EQ_INT(r.n_stop, 1);
     ASSERT_EQ_STR(r.stop[0], "\n");
     request_free(&r);
