@@ -645,6 +645,25 @@ TEST(vec_kernels_paths_agree) {
     v.swiglu(x2, up, 301);
     for (int i = 0; i < 301; i++)
         if (!(fabsf(x1[i] - x2[i]) <= 1e-30f + 1e-5f * fabsf(x1[i]))) FAIL("swiglu [%d]: %.9g vs %.9g", i, x1[i], x2[i]);
+    /* the greedy choice: the same index as the scalar loop (ties: the first; NaNs never win, except at 0),
+     * and log-sum-exp close; lengths around the vector width */
+    static const int lens[] = {1, 7, 16, 17, 301};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+        for (int rep = 0; rep < 6; rep++) {
+            const int n = lens[li];
+            for (int i = 0; i < n; i++) x1[i] = (float)(int)(rng_normal() * 3); /* many ties */
+            if (rep == 1 && n > 9) x1[9] = NAN;
+            if (rep == 2) x1[0] = NAN;
+            if (rep == 3) x1[n - 1] = 1000;
+            if (rep == 4)
+                for (int i = 0; i < n; i++) x1[i] = -INFINITY;
+            const int a = p.argmax(x1, n), b = v.argmax(x1, n);
+            if (a != b) FAIL("argmax n %d rep %d: portable %d, avx2 %d", n, rep, a, b);
+            if (rep == 2 || rep == 4) continue;
+            const double la = p.log_sum_exp(x1, n, x1[a]), lb = v.log_sum_exp(x1, n, x1[a]);
+            if (!(fabs(la - lb) <= 1e-6 * (1 + fabs(la))) && !(isnan(la) && isnan(lb)))
+                FAIL("log_sum_exp n %d rep %d: %.12g vs %.12g", n, rep, la, lb);
+        }
 }
 
 /* An activation's results do not depend on the others in the call (bit for bit): the engine's promise

@@ -44,6 +44,19 @@ static void swiglu_portable(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+static int argmax_portable(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static double log_sum_exp_portable(const float *x, int n, float max) {
+    double z = 0;
+    for (int i = 0; i < n; i++) z += exp((double)x[i] - max);
+    return log(z);
+}
+
 static void accum_portable(float *out, const float *p, const float *v, int n, int stride, int hd) {
     for (int t = 0; t < n; t++, v += stride) {
         const float pt = p[t];
@@ -170,6 +183,47 @@ AVX2 static void swiglu_avx2(float *gate, const float *up, int n) {
     swiglu_portable(gate + i, up + i, n - i);
 }
 
+/* the largest non-NaN value, then the first index holding it (= argmax_portable unless x[0] is NaN,
+ * which argmax_portable keeps) */
+AVX2 static int argmax_avx2(const float *x, int n) {
+    if (n < 16 || x[0] != x[0]) return argmax_portable(x, n);
+    __m256 mv = _mm256_set1_ps(x[0]);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(_mm256_loadu_ps(x + i), mv); /* NaN in x: mv kept */
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    float max = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    for (int k = i; k < n; k++) max = x[k] > max ? x[k] : max;
+    const __m256 target = _mm256_set1_ps(max);
+    for (i = 0; i + 8 <= n; i += 8) {
+        const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), target, _CMP_EQ_OQ));
+        if (hit) return i + __builtin_ctz((unsigned)hit);
+    }
+    for (; i < n; i++)
+        if (x[i] == max) return i;
+    return 0;
+}
+
+AVX2 static double log_sum_exp_avx2(const float *x, int n, float max) {
+    const __m256 mx = _mm256_set1_ps(max);
+    __m256d z0 = _mm256_setzero_pd(), z1 = _mm256_setzero_pd();
+    __m256 nan = _mm256_setzero_ps(); /* exp_ps is not for NaN: NaNs are looked for on the side */
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        const __m256 e = exp_ps(_mm256_sub_ps(v, mx));
+        z0 = _mm256_add_pd(z0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        z1 = _mm256_add_pd(z1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double lanes[4];
+    _mm256_storeu_pd(lanes, _mm256_add_pd(z0, z1));
+    double z = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    if (_mm256_movemask_ps(nan)) z = NAN;
+    for (; i < n; i++) z += exp((double)x[i] - max);
+    return log(z);
+}
+
 AVX2 static void accum_avx2(float *out, const float *p, const float *v, int n, int stride, int hd) {
     int d = 0;
     for (; d + 32 <= hd; d += 32) {
@@ -203,8 +257,9 @@ VecKernels vec_kernels(int portable) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (!portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return (VecKernels){scores_avx2, softmax_avx2, accum_avx2, swiglu_avx2};
+        return (VecKernels){scores_avx2, softmax_avx2, accum_avx2, swiglu_avx2, argmax_avx2, log_sum_exp_avx2};
 #endif
     (void)portable;
-    return (VecKernels){scores_portable, softmax_portable, accum_portable, swiglu_portable};
+    return (VecKernels){scores_portable, softmax_portable, accum_portable, swiglu_portable, argmax_portable,
+                        log_sum_exp_portable};
 }
