@@ -59,3 +59,25 @@ Backend *backend_create(const Config *c, const Weights *w, const BackendOptions 
     log_info("backend: cpu (%s)", why);
     return backend_cpu_create(c, w, opt, err, errlen);
 }
+
+int backend_check_batch(const Backend *be, const Batch *b, const KVPages *kv, char *err, size_t errlen) {
+    const BackendOptions *o = &be->opt;
+    if (b->n < 1 || b->n > o->max_batch)
+        return snprintf(err, errlen, "batch of %d entries: expected 1..%d", b->n, o->max_batch), -1;
+    for (int i = 0; i < b->n; i++) {
+        if (b->token[i] < 0 || b->token[i] >= be->config->vocab_size)
+            return snprintf(err, errlen, "token id %d: expected 0..%d", b->token[i], be->config->vocab_size - 1), -1;
+        if (b->seq[i] < 0 || b->seq[i] >= o->n_slots)
+            return snprintf(err, errlen, "sequence slot %d: expected 0..%d", b->seq[i], o->n_slots - 1), -1;
+        if (b->pos[i] < 0 || b->pos[i] >= kv->pages_per_slot * o->page_size)
+            return snprintf(err, errlen, "position %d: expected 0..%d", b->pos[i],
+                            kv->pages_per_slot * o->page_size - 1), -1;
+        for (int t = 0; t <= b->pos[i]; t += o->page_size) {
+            int page = kv->table[(size_t)b->seq[i] * kv->pages_per_slot + t / o->page_size];
+            if (page < 0 || page >= o->n_pages)
+                return snprintf(err, errlen, "slot %d position %d: page %d not in 0..%d", b->seq[i], t, page,
+                                o->n_pages - 1), -1;
+        }
+    }
+    return 0;
+}

@@ -91,6 +91,11 @@ Backend *backend_cpu_create(const Config *c, const Weights *w, const BackendOpti
 Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOptions *opt, char *err,
                              size_t errlen);
 
+/* Every backend's forward starts here: 0 if the batch and page table are within the backend's options
+ * (entries 1..max_batch, token ids, slots, positions, and every page an entry reads), else -1 with what was
+ * expected and what was found in err. */
+int backend_check_batch(const Backend *b, const Batch *batch, const KVPages *kv, char *err, size_t errlen);
+
 /* Which backend a model would get: CUDA device `gpu_device`, or the CPU with `why`. */
 BackendKind backend_select(int gpu_device, int force_cpu, DeviceInfo *dev, char *why, size_t whylen);
 

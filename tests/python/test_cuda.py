@@ -23,7 +23,8 @@ REL_TOL = 2e-2
 
 @pytest.fixture(scope="session")
 def cuda_device(orcd_bin) -> str:
-    out = run_orcd(orcd_bin, "version").stdout.decode() + run_orcd(orcd_bin, "version").stderr.decode()
+    r = run_orcd(orcd_bin, "version")
+    out = r.stdout.decode() + r.stderr.decode()
     if "cuda" not in out.lower() or "backend: cpu" in out.lower():
         pytest.skip(f"no CUDA device here ({out.strip().splitlines()[-1] if out.strip() else 'no output'})")
     return out

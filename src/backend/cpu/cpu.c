@@ -277,28 +277,6 @@ static void swiglu_task(void *ctx, int i, int thread) {
 /* ---------------------------------------------------------------------------------------------------- */
 /* the forward pass */
 
-static int check_batch(const CpuBackend *s, const Batch *b, const KVPages *kv, char *err, size_t errlen) {
-    const BackendOptions *o = &s->base.opt;
-    if (b->n < 1 || b->n > o->max_batch)
-        return snprintf(err, errlen, "batch of %d entries: expected 1..%d", b->n, o->max_batch), -1;
-    for (int i = 0; i < b->n; i++) {
-        if (b->token[i] < 0 || b->token[i] >= s->c->vocab_size)
-            return snprintf(err, errlen, "token id %d: expected 0..%d", b->token[i], s->c->vocab_size - 1), -1;
-        if (b->seq[i] < 0 || b->seq[i] >= o->n_slots)
-            return snprintf(err, errlen, "sequence slot %d: expected 0..%d", b->seq[i], o->n_slots - 1), -1;
-        if (b->pos[i] < 0 || b->pos[i] >= kv->pages_per_slot * o->page_size)
-            return snprintf(err, errlen, "position %d: expected 0..%d", b->pos[i],
-                            kv->pages_per_slot * o->page_size - 1), -1;
-        for (int t = 0; t <= b->pos[i]; t += o->page_size) {
-            int page = kv->table[(size_t)b->seq[i] * kv->pages_per_slot + t / o->page_size];
-            if (page < 0 || page >= o->n_pages)
-                return snprintf(err, errlen, "slot %d position %d: page %d not in 0..%d", b->seq[i], t, page,
-                                o->n_pages - 1), -1;
-        }
-    }
-    return 0;
-}
-
 static void capture(const CpuBackend *s, const Batch *b, int layer) {
     if (b->hidden)
         memcpy(b->hidden + (size_t)layer * b->n * s->c->dim, s->x, (size_t)b->n * s->c->dim * sizeof(float));
@@ -309,7 +287,7 @@ static int cpu_forward(Backend *base, const Batch *b, const KVPages *kv, float *
     const Config *c = s->c;
     const Weights *w = s->w;
     const int T = b->n, dim = c->dim;
-    if (check_batch(s, b, kv, err, errlen)) return -1;
+    if (backend_check_batch(base, b, kv, err, errlen)) return -1;
 
     /* token embeddings: row token of token_embd */
     size_t emb_row = w->token_embd.nbytes / (size_t)w->token_embd.ne[1];

@@ -289,28 +289,6 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
     else mark(s, -1);
 }
 
-static int check_batch(const CudaBackend *s, const Batch *b, const KVPages *kv, char *err, size_t errlen) {
-    const BackendOptions *o = &s->base.opt;
-    if (b->n < 1 || b->n > o->max_batch)
-        return snprintf(err, errlen, "batch of %d entries: expected 1..%d", b->n, o->max_batch), -1;
-    for (int i = 0; i < b->n; i++) {
-        if (b->token[i] < 0 || b->token[i] >= s->c->vocab_size)
-            return snprintf(err, errlen, "token id %d: expected 0..%d", b->token[i], s->c->vocab_size - 1), -1;
-        if (b->seq[i] < 0 || b->seq[i] >= o->n_slots)
-            return snprintf(err, errlen, "sequence slot %d: expected 0..%d", b->seq[i], o->n_slots - 1), -1;
-        if (b->pos[i] < 0 || b->pos[i] >= kv->pages_per_slot * o->page_size)
-            return snprintf(err, errlen, "position %d: expected 0..%d", b->pos[i],
-                            kv->pages_per_slot * o->page_size - 1), -1;
-        for (int t = 0; t <= b->pos[i]; t += o->page_size) {
-            int page = kv->table[(size_t)b->seq[i] * kv->pages_per_slot + t / o->page_size];
-            if (page < 0 || page >= o->n_pages)
-                return snprintf(err, errlen, "slot %d position %d: page %d not in 0..%d", b->seq[i], t, page,
-                                o->n_pages - 1), -1;
-        }
-    }
-    return 0;
-}
-
 /* The step inputs for page tables of this width (sized once; again only if the width grows). */
 static int ensure_inputs(CudaBackend *s, int pages_per_slot, char *err, size_t errlen) {
     const int table_ints = s->base.opt.n_slots * pages_per_slot;
@@ -330,7 +308,7 @@ static int ensure_inputs(CudaBackend *s, int pages_per_slot, char *err, size_t e
 
 static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int argmax, float *logits, int32_t *ids,
                           float *logprobs, char *err, size_t errlen) {
-    if (check_batch(s, b, kv, err, errlen)) return -1;
+    if (backend_check_batch(&s->base, b, kv, err, errlen)) return -1;
     if (ensure_inputs(s, kv->pages_per_slot, err, errlen)) return -1;
     const int T = b->n;
     int n_out = 0, max_pos = 0;
