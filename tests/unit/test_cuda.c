@@ -106,6 +106,20 @@ static uint8_t *random_weight(uint32_t type, int64_t rows, int64_t cols, size_t 
     return w;
 }
 
+/* Where value i of an activation row of n values lives in the GEMV input layout (kernels.h, written here
+ * from its definition): value j of unit u at (j / 4) * n / 8 + 4u + j % 4. */
+static size_t gemv_at(int i, int n) {
+    return n % 32 ? (size_t)i : (size_t)(i % 32 / 4) * (n / 8) + (size_t)(i / 32) * 4 + i % 4;
+}
+
+/* x (T, n) permuted into the GEMV input layout */
+static float *to_gemv_layout(const float *x, int T, int n) {
+    float *y = malloc(sizeof(float) * T * n);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < n; i++) y[(size_t)t * n + gemv_at(i, n)] = x[(size_t)t * n + i];
+    return y;
+}
+
 static const uint32_t TYPES[] = {QT_F32, QT_F16, QT_BF16, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1,
                                  QT_Q8_0, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
@@ -135,7 +149,8 @@ TEST(cuda_gemv_every_type) {
             for (int64_t i = 0; i < T * cols; i++) x[i] = frand();
             for (int64_t i = 0; i < rows; i++) bias[i] = frand();
             for (int64_t i = 0; i < T * rows; i++) y0[i] = frand();
-            void *dw = to_dev(w, rb * rows), *dx = to_dev(x, sizeof(float) * T * cols);
+            float *xl = to_gemv_layout(x, T, (int)cols);
+            void *dw = to_dev(w, rb * rows), *dx = to_dev(xl, sizeof(float) * T * cols);
             void *db = to_dev(bias, sizeof(float) * rows), *dy = to_dev(y0, sizeof(float) * T * rows);
             void *dd = to_dev(deq, sizeof(float) * rows * cols);
             CkMat m = {type, dw, rows, cols, rb};
@@ -173,7 +188,7 @@ TEST(cuda_gemv_every_type) {
             for (int64_t r = 0; r < rows; r++) quant_dequantize_row(type, w2 + r * rb2, wf2 + r * cols, cols);
             dw = to_dev(w, rb * rows);
             void *dw2 = to_dev(w2, rb2 * rows);
-            dx = to_dev(x, sizeof(float) * T * cols), dy = to_dev(y0, sizeof(float) * T * rows);
+            dx = to_dev(xl, sizeof(float) * T * cols), dy = to_dev(y0, sizeof(float) * T * rows);
             CkMat g = {type, dw, rows, cols, rb}, u = {type, dw2, rows, cols, rb2};
             const int ok = ck_gemv_swiglu(&g, &u, dx, T, dy, 0) == 0;
             from_dev(y, dy, sizeof(float) * T * rows);
@@ -188,12 +203,14 @@ TEST(cuda_gemv_every_type) {
                     }
                     const double ref = gs / (1.0 + exp(-gs)) * us;
                     const double tol = (1e-5 * mg + 1e-6) * (fabs(us) + 1e-5 * mu) + fabs(gs) * (1e-5 * mu + 1e-6) + 1e-6;
-                    if (fabs(y[t * rows + r] - ref) > tol)
+                    /* the output is the down projection's input: the GEMV layout */
+                    const float got = y[t * rows + gemv_at((int)r, (int)rows)];
+                    if (fabs(got - ref) > tol)
                         FAIL("ck_gemv_swiglu %s entry %d row %lld: %.7g, expected %.7g (tol %.3g)", where, t, (long long)r,
-                             y[t * rows + r], ref, tol);
+                             got, ref, tol);
                 }
             free(w2), free(wf2);
-            free(w), free(wf), free(x), free(bias), free(y0), free(y), free(deq);
+            free(w), free(wf), free(x), free(xl), free(bias), free(y0), free(y), free(deq);
         }
     }
     fprintf(stderr, "  gemv: worst error %.3f of the tolerance (%s)\n", worst_rel, worst_at);
@@ -239,16 +256,27 @@ TEST(cuda_rmsnorm_swiglu) {
         int32_t src[3] = {2, 0, 2};
         void *dx = to_dev(x, sizeof(float) * T * dim), *dw = to_dev(w, sizeof(float) * dim);
         void *dy = to_dev(y, sizeof(float) * T * dim), *ds = to_dev(src, sizeof src);
-        ck_rmsnorm(dx, ds, dw, dy, T, dim, 1e-6f, 0);
-        from_dev(y, dy, sizeof(float) * T * dim);
-        for (int t = 0; t < T; t++) {
-            op_rmsnorm(ref, x + (size_t)src[t] * dim, w, dim, 1e-6f);
-            for (int i = 0; i < dim; i++) {
-                const double err = fabs(y[t * dim + i] - ref[i]), tol = 2e-6 * fabs(ref[i]) + 1e-6;
-                if (err / tol > worst) worst = err / tol;
-                if (err > tol) FAIL("ck_rmsnorm dim %d row %d value %d: %g, expected %g", dim, t, i, y[t * dim + i], ref[i]);
+        /* the GEMV input layout first (then y back row-major for the swiglu below), and its conversion */
+        for (int layout = 1; layout >= 0; layout--) {
+            ck_rmsnorm(dx, ds, dw, dy, T, dim, 1e-6f, layout, 0);
+            from_dev(y, dy, sizeof(float) * T * dim);
+            for (int t = 0; t < T; t++) {
+                op_rmsnorm(ref, x + (size_t)src[t] * dim, w, dim, 1e-6f);
+                for (int i = 0; i < dim; i++) {
+                    const float got = y[t * dim + (layout ? gemv_at(i, dim) : (size_t)i)];
+                    const double err = fabs(got - ref[i]), tol = 2e-6 * fabs(ref[i]) + 1e-6;
+                    if (err / tol > worst) worst = err / tol;
+                    if (err > tol) FAIL("ck_rmsnorm dim %d layout %d row %d value %d: %g, expected %g", dim, layout, t, i, got, ref[i]);
+                }
             }
         }
+        float *xl = to_gemv_layout(x, T, dim), *yl = malloc(sizeof(float) * T * dim);
+        void *dl = to_dev(yl, sizeof(float) * T * dim);
+        ck_to_gemv_layout(dx, dl, T, dim, 0);
+        from_dev(yl, dl, sizeof(float) * T * dim);
+        cudaFree(dl);
+        if (memcmp(xl, yl, sizeof(float) * T * dim)) FAIL("ck_to_gemv_layout dim %d differs from the layout's definition", dim);
+        free(xl), free(yl);
         /* swiglu over the same buffers: gate = x, up = y */
         float *g = malloc(sizeof(float) * T * dim);
         memcpy(g, x, sizeof(float) * T * dim);
@@ -314,17 +342,26 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
     cudaMalloc((void **)&part, sizeof(float) * max_splits * T * n_heads * (head_dim + 2));
     CkKV kv = {dks, dvs, dtab, pages_per_slot, page_size, n_pages, dpos, dseq};
     ck_rope_kv(dq, dk, dv, dinv, T, n_heads, n_kv_heads, head_dim, rope_dim, rope_style, &kv, layer, 0);
-    ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, 0);
+    const int layout = head_dim == 128; /* the GEMV input layout for the head_dim 128 cases */
+    ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, layout, 0);
     float *gq = malloc(sizeof(float) * T * q_dim);
     from_dev(gq, dq, sizeof(float) * T * q_dim);
     from_dev(out, dout, sizeof(float) * T * q_dim);
+    if (layout) {
+        float *rm = malloc(sizeof(float) * T * q_dim);
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < q_dim; i++) rm[(size_t)t * q_dim + i] = out[(size_t)t * q_dim + gemv_at(i, q_dim)];
+        memcpy(out, rm, sizeof(float) * T * q_dim);
+        free(rm);
+    }
     from_dev(ks, dks, 2 * store);
     from_dev(vs, dvs, 2 * store);
     cudaError_t e = cudaGetLastError();
     cudaFree(dks), cudaFree(dvs), cudaFree(dtab), cudaFree(dpos), cudaFree(dseq), cudaFree(dq), cudaFree(dk);
     cudaFree(dv), cudaFree(dinv), cudaFree(dout), cudaFree(part);
     char what[96];
-    snprintf(what, sizeof what, "head_dim %d heads %d/%d rope %d", head_dim, n_heads, n_kv_heads, rope_style);
+    snprintf(what, sizeof what, "head_dim %d heads %d/%d rope %d layout %d", head_dim, n_heads, n_kv_heads, rope_style,
+             layout);
     if (e != cudaSuccess) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", what, cudaGetErrorString(e));
         goto done;

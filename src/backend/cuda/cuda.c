@@ -227,7 +227,8 @@ static int split_len_for(int n) {
 static void enqueue_head(CudaBackend *s, int r0, int n, int argmax) {
     const Config *c = s->c;
     mark(s, P_NORM);
-    ck_rmsnorm(s->x, in_rows(s, s->d_in) + r0, s->output_norm, s->xb, n, c->dim, c->norm_eps, s->stream);
+    ck_rmsnorm(s->x, in_rows(s, s->d_in) + r0, s->output_norm, s->xb, n, c->dim, c->norm_eps, n <= GEMV_MAX_T,
+               s->stream);
     mark(s, P_HEAD);
     matmul(s, &s->output, s->xb, n, s->logits, NULL, 0);
     if (argmax) {
@@ -244,6 +245,7 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
                             int pages_per_slot, float *hidden) {
     const Config *c = s->c;
     const int dim = c->dim;
+    const int gemv = T <= GEMV_MAX_T; /* the products take the GEMV kernels and their input layout */
     int32_t *d_tok = in_token(s, s->d_in), *d_pos = in_pos(s, s->d_in), *d_seq = in_seq(s, s->d_in);
     mark(s, P_EMBED);
     ck_embed(&s->embd, d_tok, T, s->x, s->stream);
@@ -251,7 +253,7 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
     for (int l = 0; l < c->n_layers; l++) {
         const CudaLayer *L = &s->layers[l];
         mark(s, P_NORM);
-        ck_rmsnorm(s->x, NULL, L->attn_norm, s->xb, T, dim, c->norm_eps, s->stream);
+        ck_rmsnorm(s->x, NULL, L->attn_norm, s->xb, T, dim, c->norm_eps, gemv, s->stream);
         mark(s, P_QKV);
         matmul(s, &L->wq, s->xb, T, s->q, L->bq, 0);
         matmul(s, &L->wk, s->xb, T, s->k, L->bk, 0);
@@ -266,21 +268,23 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
                        l, s->stream);
             mark(s, P_ATTN);
             ck_attention(s->q + (size_t)t0 * s->q_dim, s->xb + (size_t)t0 * s->q_dim, s->part, splits, split_len, n,
-                         c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, s->stream);
+                         c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, gemv, s->stream);
         }
         mark(s, P_WO);
         matmul(s, &L->wo, s->xb, T, s->x, NULL, 1);
         mark(s, P_NORM);
-        ck_rmsnorm(s->x, NULL, L->ffn_norm, s->xb, T, dim, c->norm_eps, s->stream);
+        ck_rmsnorm(s->x, NULL, L->ffn_norm, s->xb, T, dim, c->norm_eps, gemv, s->stream);
         mark(s, P_GATE_UP);
-        if (T > GEMV_MAX_T || ck_gemv_swiglu(&L->gate, &L->up, s->xb, T, s->hb, s->stream)) {
+        const float *h = s->hb;
+        if (!gemv || ck_gemv_swiglu(&L->gate, &L->up, s->xb, T, s->hb, s->stream)) {
             matmul(s, &L->gate, s->xb, T, s->hb, NULL, 0);
             matmul(s, &L->up, s->xb, T, s->hb2, NULL, 0);
             mark(s, P_SWIGLU);
             ck_swiglu(s->hb, s->hb2, (size_t)T * c->hidden_dim, s->stream);
+            if (gemv) ck_to_gemv_layout(s->hb, s->hb2, T, c->hidden_dim, s->stream), h = s->hb2;
         }
         mark(s, P_DOWN);
-        matmul(s, &L->down, s->hb, T, s->x, NULL, 1);
+        matmul(s, &L->down, h, T, s->x, NULL, 1);
         if (hidden)
             cudaMemcpyAsync(hidden + (size_t)(l + 1) * T * dim, s->x, (size_t)T * dim * sizeof(float),
                             cudaMemcpyDeviceToHost, s->stream);

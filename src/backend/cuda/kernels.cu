@@ -40,6 +40,13 @@ __device__ float block_sum(float v) {
     return warp_sum(v);
 }
 
+/* Where value i of an activation row of n values lives in the GEMV input layout (kernels.h): value j of
+ * unit u (i = 32u + j) at (j / 4) * n / 8 + 4u + j % 4, so that consecutive lanes reading consecutive units
+ * read consecutive 16-byte groups. Rows whose length is not a multiple of 32 stay row-major. */
+__device__ __forceinline__ int xi_at(int i, int n) {
+    return n % 32 ? i : (i & 31) / 4 * (n / 8) + (i >> 5) * 4 + (i & 3);
+}
+
 extern "C" int ck_type_supported(uint32_t type) {
     switch (type) {
 #define CASE(T) case T:
@@ -126,13 +133,14 @@ template <int T> struct Chunk {
     static constexpr int bytes = quant_block_bytes_dev(T) * (quant_block_elems_dev(T) == 256 ? 4 : 32);
 };
 
-/* dot of the 32 values v with activation row x at unit u, fp32 */
-__device__ __forceinline__ float dot32(const float v[32], const float *x, int u) {
-    const float4 *xp = (const float4 *)(x + (size_t)u * 32);
+/* dot of the 32 values v with unit u of activation row x (n values, GEMV input layout: a warp's lanes read
+ * 8 coalesced 16-byte groups each), fp32 */
+__device__ __forceinline__ float dot32(const float v[32], const float *x, int n, int u) {
+    const float4 *xp = (const float4 *)x + u;
     float a = 0.0f;
 #pragma unroll
     for (int k = 0; k < 8; k++) {
-        const float4 xv = xp[k];
+        const float4 xv = xp[k * (n / 32)];
         a = fmaf(v[4 * k], xv.x, a);
         a = fmaf(v[4 * k + 1], xv.y, a);
         a = fmaf(v[4 * k + 2], xv.z, a);
@@ -223,7 +231,7 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
             unit_load<T>(wr, u, v);
         }
 #pragma unroll
-        for (int t = 0; t < NT; t++) acc[t] += dot32(v, x + (size_t)t * cols, u);
+        for (int t = 0; t < NT; t++) acc[t] += dot32(v, x + (size_t)t * cols, cols, u);
     }
 #pragma unroll
     for (int t = 0; t < NT; t++) {
@@ -277,7 +285,7 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
             else unit_load<T>(rows_m[m], u, v);
 #pragma unroll
             for (int t = 0; t < NT; t++) {
-                const float d = dot32(v, x + (size_t)t * cols, u);
+                const float d = dot32(v, x + (size_t)t * cols, cols, u);
                 if (m) au[t] += d;
                 else ag[t] += d;
             }
@@ -286,7 +294,7 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
 #pragma unroll
     for (int t = 0; t < NT; t++) {
         const float g = warp_sum(ag[t]), up = warp_sum(au[t]);
-        if (lane == 0) y[(size_t)t * rows + row] = g / (1.0f + expf(-g)) * up;
+        if (lane == 0) y[(size_t)t * rows + xi_at(row, rows)] = g / (1.0f + expf(-g)) * up;
     }
 }
 
@@ -396,7 +404,8 @@ extern "C" void ck_swiglu(float *gate, const float *up, size_t n, cudaStream_t s
     swiglu_kernel<<<blocks_for((int64_t)n, 256), 256, 0, s>>>(gate, up, n);
 }
 
-__global__ void rmsnorm_kernel(const float *x, const int32_t *src, const float *w, float *y, int dim, float eps) {
+__global__ void rmsnorm_kernel(const float *x, const int32_t *src, const float *w, float *y, int dim, float eps,
+                               int gemv_layout) {
     const int row = blockIdx.x;
     const float *xr = x + (size_t)(src ? src[row] : row) * dim;
     float ss = 0.0f;
@@ -404,12 +413,23 @@ __global__ void rmsnorm_kernel(const float *x, const int32_t *src, const float *
     ss = block_sum(ss);
     const float scale = rsqrtf(ss / (float)dim + eps);
     float *yr = y + (size_t)row * dim;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[gemv_layout ? xi_at(i, dim) : i] = xr[i] * scale * w[i];
 }
 
 extern "C" void ck_rmsnorm(const float *x, const int32_t *src, const float *w, float *y, int T, int dim, float eps,
-                           cudaStream_t s) {
-    rmsnorm_kernel<<<T, 256, 0, s>>>(x, src, w, y, dim, eps);
+                           int gemv_layout, cudaStream_t s) {
+    rmsnorm_kernel<<<T, 256, 0, s>>>(x, src, w, y, dim, eps, gemv_layout);
+}
+
+__global__ void to_gemv_layout_kernel(const float *x, float *y, int n) {
+    const float *xr = x + (size_t)blockIdx.y * n;
+    float *yr = y + (size_t)blockIdx.y * n;
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) yr[xi_at(i, n)] = xr[i];
+}
+
+extern "C" void ck_to_gemv_layout(const float *x, float *y, int T, int n, cudaStream_t s) {
+    to_gemv_layout_kernel<<<dim3(blocks_for(n, 256), T), 256, 0, s>>>(x, y, n);
 }
 
 /* ---- RoPE and the KV store ---- */
@@ -455,12 +475,16 @@ extern "C" void ck_rope_kv(float *q, float *k, const float *v, const float *inv_
 /* ---- attention: each block one (split of positions, head, entry); then a combine over the splits ---- */
 
 #define ATTN_WARPS 4
+
+__device__ __forceinline__ int out_at(int i, int n, int gemv_layout) {
+    return gemv_layout ? xi_at(i, n) : i;
+}
 #define ATTN_UNROLL 4 /* positions per warp per step: their page lookups and loads are in flight together */
 
 template <int HD>
 __global__ void __launch_bounds__(ATTN_WARPS *WARP)
     attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int split_len, int n_heads,
-                        int n_kv_heads, CkKV kv, int layer) {
+                        int n_kv_heads, CkKV kv, int layer, int gemv_layout) {
     constexpr int E = HD / WARP; /* elements per lane */
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int n = kv.pos[t] + 1, start = split * split_len;
@@ -526,13 +550,12 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP)
 #pragma unroll
     for (int w = 0; w < ATTN_WARPS; w++) wgt[w] = s_l[w] > 0.0f ? expf(s_m[w] - M) : 0.0f, L += s_l[w] * wgt[w];
     const bool single = n <= split_len;
-    float *dst = single ? out + ((size_t)t * n_heads + h) * HD
-                        : part + (((size_t)t * n_heads + h) * max_splits + split) * (HD + 2);
+    float *dst = part + (((size_t)t * n_heads + h) * max_splits + split) * (HD + 2);
     for (int i = threadIdx.x; i < HD; i += blockDim.x) {
         float a = 0.0f;
 #pragma unroll
         for (int w = 0; w < ATTN_WARPS; w++) a += s_acc[w][i] * wgt[w];
-        if (single) dst[i] = a / L;
+        if (single) out[(size_t)t * n_heads * HD + out_at(h * HD + i, n_heads * HD, gemv_layout)] = a / L;
         else dst[2 + i] = a;
     }
     if (!single && threadIdx.x == 0) dst[0] = M, dst[1] = L;
@@ -540,7 +563,7 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP)
 
 template <int HD>
 __global__ void attn_combine_kernel(float *out, const float *part, int max_splits, int split_len, int n_heads,
-                                    const int32_t *pos) {
+                                    const int32_t *pos, int gemv_layout) {
     const int h = blockIdx.x, t = blockIdx.y, n = pos[t] + 1;
     if (n <= split_len) return; /* written by the partial kernel */
     const int splits = (n + split_len - 1) / split_len;
@@ -554,29 +577,31 @@ __global__ void attn_combine_kernel(float *out, const float *part, int max_split
         L += ps[1] * wgt;
         a += ps[2 + threadIdx.x] * wgt;
     }
-    out[((size_t)t * n_heads + h) * HD + threadIdx.x] = a / L;
+    out[(size_t)t * n_heads * HD + out_at(h * HD + threadIdx.x, n_heads * HD, gemv_layout)] = a / L;
 }
 
 template <int HD>
 static void attention_hd(const float *q, float *out, float *part, int max_splits, int split_len, int T, int n_heads,
-                         int n_kv_heads, const CkKV *kv, int layer, cudaStream_t s) {
+                         int n_kv_heads, const CkKV *kv, int layer, int gemv_layout, cudaStream_t s) {
     attn_partial_kernel<HD><<<dim3(max_splits, n_heads, T), ATTN_WARPS * WARP, 0, s>>>(
-        q, out, part, max_splits, split_len, n_heads, n_kv_heads, *kv, layer);
+        q, out, part, max_splits, split_len, n_heads, n_kv_heads, *kv, layer, gemv_layout);
     if (max_splits > 1)
-        attn_combine_kernel<HD><<<dim3(n_heads, T), HD, 0, s>>>(out, part, max_splits, split_len, n_heads, kv->pos);
+        attn_combine_kernel<HD><<<dim3(n_heads, T), HD, 0, s>>>(out, part, max_splits, split_len, n_heads, kv->pos,
+                                                               gemv_layout);
 }
 
 extern "C" void ck_attention(const float *q, float *out, float *part, int max_splits, int split_len, int T,
-                             int n_heads, int n_kv_heads, int head_dim, const CkKV *kv, int layer, cudaStream_t s) {
+                             int n_heads, int n_kv_heads, int head_dim, const CkKV *kv, int layer, int gemv_layout,
+                             cudaStream_t s) {
     switch (head_dim) {
     case 64:
-        attention_hd<64>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, s);
+        attention_hd<64>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, s);
         break;
     case 128:
-        attention_hd<128>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, s);
+        attention_hd<128>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, s);
         break;
     case 256:
-        attention_hd<256>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, s);
+        attention_hd<256>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, s);
         break;
     }
 }

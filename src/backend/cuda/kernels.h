@@ -6,6 +6,12 @@
  * synchronisation), so a whole decode step can be captured as a CUDA graph. Matrices are row-major:
  * x (T, cols) holds T activation rows, a weight holds `rows` rows of `cols` values stored as its GGUF type.
  *
+ * The GEMV input layout: the fused GEMV kernels read each activation row (n values, n a multiple of 32)
+ * permuted so that the lanes of a warp, each on its own 32-value unit, read consecutive memory: value j
+ * of unit u (value 32u + j) is stored at (j / 4) * n / 8 + 4u + j % 4 (rows of other lengths, never a GEMV
+ * input, stay row-major). The kernels that feed a GEMV (RMSNorm, attention, gate/up) write it directly
+ * when asked (`gemv_layout`); ck_to_gemv_layout converts.
+ *
  * Not here: which kernel runs when (cuda.c), cuBLAS (cuda.c).
  */
 #ifndef ORCD_CUDA_KERNELS_H
@@ -34,12 +40,16 @@ int ck_type_supported(uint32_t type);
 /* x (T, cols) = rows token[i] of emb, dequantized. */
 void ck_embed(const CkMat *emb, const int32_t *token, int T, float *x, cudaStream_t s);
 
-/* y (T, dim) = rmsnorm(x row src[i]) * w, where src = NULL means row i. */
+/* y (T, dim) = rmsnorm(x row src[i]) * w, where src = NULL means row i; y in the GEMV input layout when
+ * gemv_layout. */
 void ck_rmsnorm(const float *x, const int32_t *src, const float *w, float *y, int T, int dim, float eps,
-                cudaStream_t s);
+                int gemv_layout, cudaStream_t s);
+
+/* y (T, n) = x (T, n) in the GEMV input layout (n a multiple of 32). */
+void ck_to_gemv_layout(const float *x, float *y, int T, int n, cudaStream_t s);
 
 /* y (T, rows) = x (T, cols) W^T (+ bias) (+ y when accumulate): fused dequantize-and-dot, each weight row
- * read once per 8 activation rows. For small T (decode). */
+ * read once per 8 activation rows. For small T (decode). x in the GEMV input layout; y row-major. */
 void ck_gemv(const CkMat *w, const float *x, int T, float *y, const float *bias, int accumulate, cudaStream_t s);
 
 /* Dequantize a whole weight into out (rows, cols): fp16 (half_out) or fp32. For the tensor-core path. */
@@ -67,16 +77,17 @@ void ck_rope_kv(float *q, float *k, const float *v, const float *inv_freq, int T
 /* out (T, n_heads*head_dim) = softmax(q k^T / sqrt(head_dim)) v over positions 0..pos[i] of seq[i], in
  * splits of split_len positions (flash-decoding: one block per split, head and entry, then a combine);
  * `part` holds T * n_heads * max_splits * (head_dim + 2) floats, and max_splits * split_len must cover the
- * longest entry. head_dim: 64, 128 or 256. */
+ * longest entry. head_dim: 64, 128 or 256. out in the GEMV input layout when gemv_layout. */
 #define CK_ATTN_MAX_SPLITS 64
 void ck_attention(const float *q, float *out, float *part, int max_splits, int split_len, int T, int n_heads,
-                  int n_kv_heads, int head_dim, const CkKV *kv, int layer, cudaStream_t s);
+                  int n_kv_heads, int head_dim, const CkKV *kv, int layer, int gemv_layout, cudaStream_t s);
 
 /* gate (n) = silu(gate) * up */
 void ck_swiglu(float *gate, const float *up, size_t n, cudaStream_t s);
 
-/* y (T, rows) = silu(x Wg^T) * (x Wu^T): the gate and up products and SwiGLU in one pass (small T). -1 (and
- * nothing enqueued) unless the two weights have the same type and shape. */
+/* y (T, rows) = silu(x Wg^T) * (x Wu^T): the gate and up products and SwiGLU in one pass (small T); x and
+ * y in the GEMV input layout (y feeds the down projection). -1 (and nothing enqueued) unless the two
+ * weights have the same type and shape. */
 int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x, int T, float *y, cudaStream_t s);
 
 /* For each of n rows of logits (vocab wide): the first index of the largest value, and its log-probability
