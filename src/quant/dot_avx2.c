@@ -46,6 +46,13 @@ int quant_avx2_usable(void) {
 
 #define F16(h) quant_f16_table[(h)]
 
+/* The K-quant loops ask for the bytes PREFETCH_K further on, one super-block at a time (quant_gemv's
+ * prefetch of a whole row at its start is too bursty for their long rows): measured from memory, one
+ * thread, Q6_K 9.8 -> 14 GB/s, Q4_K 9.3 -> 13. */
+#define PREFETCH_K 1024
+#define PREFETCH_SUPER_BLOCK(b)                                                                              \
+    for (size_t off_ = 0; off_ < sizeof *(b); off_ += 64) __builtin_prefetch((const char *)(b) + PREFETCH_K + off_, 0, 0)
+
 AVX2 static inline float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -244,6 +251,58 @@ AVX2 static float dot_q5_1(const void *w, const float *x, const BlockQ8A *xq, in
     ROW_LOOP(BlockQ5_1, block_q5_1);
 }
 
+/* ---- two rows at once (quant_gemv) ----
+ * The rows rb bytes apart from w, each with exactly its one-row kernel's operations in the same order
+ * (results bit for bit those of dot_<layout>), interleaved: the two rows' independent chains keep more
+ * of the vector pipes busy, and each activation block is loaded once for both (measured on the Q5_0
+ * rows of Qwen2.5-0.5B: 6.4 -> 5.8 cycles per block). */
+
+#define ROW_LOOP2(BlockT, block_fn)                                                                          \
+    const BlockT *b = w, *c = (const BlockT *)(const void *)((const uint8_t *)w + rb);                      \
+    const int64_t nb = n / 32;                                                                               \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                           \
+    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();                                           \
+    __m256 bcc0 = _mm256_setzero_ps(), bcc1 = _mm256_setzero_ps();                                           \
+    __m256 bcc2 = _mm256_setzero_ps(), bcc3 = _mm256_setzero_ps();                                           \
+    float m0 = 0, m1 = 0, m2 = 0, m3 = 0, n0 = 0, n1 = 0, n2 = 0, n3 = 0;                                    \
+    int64_t i = 0;                                                                                           \
+    for (; i + 4 <= nb; i += 4) {                                                                            \
+        acc0 = block_fn(b + i, xq + i, acc0, &m0);                                                           \
+        bcc0 = block_fn(c + i, xq + i, bcc0, &n0);                                                           \
+        acc1 = block_fn(b + i + 1, xq + i + 1, acc1, &m1);                                                   \
+        bcc1 = block_fn(c + i + 1, xq + i + 1, bcc1, &n1);                                                   \
+        acc2 = block_fn(b + i + 2, xq + i + 2, acc2, &m2);                                                   \
+        bcc2 = block_fn(c + i + 2, xq + i + 2, bcc2, &n2);                                                   \
+        acc3 = block_fn(b + i + 3, xq + i + 3, acc3, &m3);                                                   \
+        bcc3 = block_fn(c + i + 3, xq + i + 3, bcc3, &n3);                                                   \
+    }                                                                                                        \
+    for (; i < nb; i++) {                                                                                    \
+        acc0 = block_fn(b + i, xq + i, acc0, &m0);                                                           \
+        bcc0 = block_fn(c + i, xq + i, bcc0, &n0);                                                           \
+    }                                                                                                        \
+    y[0] = sum4(acc0, acc1, acc2, acc3) + ((m0 + m1) + (m2 + m3));                                           \
+    y[1] = sum4(bcc0, bcc1, bcc2, bcc3) + ((n0 + n1) + (n2 + n3))
+
+AVX2 static void dot2_q8_0(const void *w, size_t rb, const BlockQ8A *xq, int64_t n, float y[2]) {
+    ROW_LOOP2(BlockQ8_0, block_q8_0);
+}
+
+AVX2 static void dot2_q4_0(const void *w, size_t rb, const BlockQ8A *xq, int64_t n, float y[2]) {
+    ROW_LOOP2(BlockQ4_0, block_q4_0);
+}
+
+AVX2 static void dot2_q5_0(const void *w, size_t rb, const BlockQ8A *xq, int64_t n, float y[2]) {
+    ROW_LOOP2(BlockQ5_0, block_q5_0);
+}
+
+AVX2 static void dot2_q4_1(const void *w, size_t rb, const BlockQ8A *xq, int64_t n, float y[2]) {
+    ROW_LOOP2(BlockQ4_1, block_q4_1);
+}
+
+AVX2 static void dot2_q5_1(const void *w, size_t rb, const BlockQ8A *xq, int64_t n, float y[2]) {
+    ROW_LOOP2(BlockQ5_1, block_q5_1);
+}
+
 /* ---- K-quants ---- */
 
 /* The 8 activation scales da and the 8 sums of a super-block's activation blocks, as two vectors. Each
@@ -303,6 +362,7 @@ AVX2 static float dot_q4_k(const void *w, const float *x, const BlockQ8A *xq, in
     const BlockQ4_K *b = w;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++, b++, xq += 8) {
+        PREFETCH_SUPER_BLOCK(b);
         float scale[8];
         k4_scales(b->d, b->dmin, b->scales, xq, scale, &mins);
         pair_q4_k(b, 0, xq, scale, &acc0, &acc1);
@@ -319,6 +379,7 @@ AVX2 static float dot_q5_k(const void *w, const float *x, const BlockQ8A *xq, in
     const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(16);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++, b++, xq += 8) {
+        PREFETCH_SUPER_BLOCK(b);
         float scale[8];
         k4_scales(b->d, b->dmin, b->scales, xq, scale, &mins);
         /* fifth bits: bit j of qh[l] for sub-block j; h is qh shifted right by 2c (per 16-bit lane: the
@@ -383,12 +444,37 @@ AVX2 static float dot_q6_k(const void *w, const float *x, const BlockQ8A *xq, in
     const BlockQ6_K *b = w;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++, b++, xq += 8) {
+        PREFETCH_SUPER_BLOCK(b);
         const float d = F16(b->d);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
         half_q6_k(b, 0, xq, sc8, d, &acc0, &acc1);
         half_q6_k(b, 1, xq + 4, sc8, d, &acc0, &acc1);
     }
     return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* two rows of Q4_K, as dot_q4_k each (see ROW_LOOP2; Q6_K gained nothing from it) */
+AVX2 static void dot2_q4_k(const void *w, size_t rb, const BlockQ8A *xq, int64_t n, float y[2]) {
+    const BlockQ4_K *b = w, *c = (const BlockQ4_K *)(const void *)((const uint8_t *)w + rb);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
+    __m256 bcc0 = _mm256_setzero_ps(), bcc1 = _mm256_setzero_ps(), nins = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++, b++, c++, xq += 8) {
+        PREFETCH_SUPER_BLOCK(b);
+        PREFETCH_SUPER_BLOCK(c);
+        float scale[8], scale2[8];
+        k4_scales(b->d, b->dmin, b->scales, xq, scale, &mins);
+        k4_scales(c->d, c->dmin, c->scales, xq, scale2, &nins);
+        pair_q4_k(b, 0, xq, scale, &acc0, &acc1);
+        pair_q4_k(c, 0, xq, scale2, &bcc0, &bcc1);
+        pair_q4_k(b, 1, xq, scale, &acc0, &acc1);
+        pair_q4_k(c, 1, xq, scale2, &bcc0, &bcc1);
+        pair_q4_k(b, 2, xq, scale, &acc0, &acc1);
+        pair_q4_k(c, 2, xq, scale2, &bcc0, &bcc1);
+        pair_q4_k(b, 3, xq, scale, &acc0, &acc1);
+        pair_q4_k(c, 3, xq, scale2, &bcc0, &bcc1);
+    }
+    y[0] = hsum_ps(_mm256_sub_ps(_mm256_add_ps(acc0, acc1), mins));
+    y[1] = hsum_ps(_mm256_sub_ps(_mm256_add_ps(bcc0, bcc1), nins));
 }
 
 /* ---- Q8A quantization ---- */
@@ -496,6 +582,25 @@ QuantQ8AFn quant_q8a_avx2(void) {
     return q8a_quantize;
 }
 
+QuantDot2Fn quant_dot2_avx2(uint32_t type) {
+    switch (type) {
+    case QT_Q4_0:
+        return dot2_q4_0;
+    case QT_Q4_1:
+        return dot2_q4_1;
+    case QT_Q5_0:
+        return dot2_q5_0;
+    case QT_Q5_1:
+        return dot2_q5_1;
+    case QT_Q8_0:
+        return dot2_q8_0;
+    case QT_Q4_K:
+        return dot2_q4_k;
+    default:
+        return NULL;
+    }
+}
+
 #else /* not x86: no AVX2 kernels */
 
 int quant_avx2_usable(void) {
@@ -508,6 +613,11 @@ QuantDotFn quant_dot_avx2(uint32_t type) {
 }
 
 QuantQ8AFn quant_q8a_avx2(void) {
+    return NULL;
+}
+
+QuantDot2Fn quant_dot2_avx2(uint32_t type) {
+    (void)type;
     return NULL;
 }
 

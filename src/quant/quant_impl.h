@@ -43,6 +43,10 @@ typedef float (*QuantDotFn)(const void *w, const float *x, const BlockQ8A *xq, i
 typedef void (*QuantGemmFn)(const void *w, size_t rb, int64_t nr, int64_t n, const BlockQ8A *xq, int T, float *y,
                             int64_t ldy);
 
+/* y[0], y[1] = dot(row, activation) for the rows w and w + rb, each bit for bit as its QuantDotFn computes
+ * it (quant_gemv's two-row step; quantized types only). */
+typedef void (*QuantDot2Fn)(const void *w, size_t rb, const BlockQ8A *xq, int64_t n, float y[2]);
+
 /* Q8A quantization of n values (n a multiple of 32). */
 typedef void (*QuantQ8AFn)(const float *x, BlockQ8A *y, int64_t n);
 
@@ -59,6 +63,7 @@ void quant_q8a_quantize_portable(const float *x, BlockQ8A *y, int64_t n);
 int quant_avx2_usable(void);
 QuantDotFn quant_dot_avx2(uint32_t type);
 QuantQ8AFn quant_q8a_avx2(void);
+QuantDot2Fn quant_dot2_avx2(uint32_t type); /* NULL where there is none */
 
 /* The AVX2 tile kernel for several rows and activations at once, NULL where there is none (gemm_avx2.c). */
 QuantGemmFn quant_gemm_avx2(uint32_t type);

@@ -704,3 +704,49 @@ TEST(quant_matmul_batch_invariant) {
     free(x);
     free(xq);
 }
+
+/* quant_gemv (the decode path: two rows per step where the type has a two-row kernel, rows nr/2 apart)
+ * gives each row bit for bit what quant_vec_dot gives it, on both paths, for row counts odd and even. */
+TEST(quant_gemv_is_vec_dot) {
+    static const int64_t lengths[] = {256, 896, 4864};
+    enum { MAXR = 9, MAXN = 4864 };
+    float *x = malloc(MAXN * sizeof(float)), y[MAXR];
+    BlockQ8A *xq = malloc(MAXN / QK8A * sizeof(BlockQ8A));
+    for (int path = 0; path < 2; path++) {
+        quant_cpu_force_portable(path == 0);
+        if (path == 1 && strcmp(quant_cpu_path(), "avx2")) break;
+        for (int k = 0; k < N_TYPES; k++) {
+            const TypeCase *tc = &TYPES[k];
+            for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+                const int64_t n = lengths[li];
+                if (n % quant_traits(tc->type)->block_elems) continue;
+                const size_t rb = row_bytes(tc->type, n);
+                uint8_t *w = malloc(MAXR * rb);
+                for (int r = 0; r < MAXR; r++) {
+                    void *row = random_row(tc, n);
+                    memcpy(w + r * rb, row, rb);
+                    free(row);
+                }
+                for (int i = 0; i < n; i++) x[i] = (float)rng_normal();
+                quant_q8a_quantize(x, xq, n);
+                const BlockQ8A *q = is_float_type(tc->type) ? NULL : xq;
+                for (int nr = 1; nr <= MAXR; nr++) {
+                    quant_gemv(tc->type, w, rb, nr, n, x, q, y);
+                    for (int r = 0; r < nr; r++) {
+                        const float want = quant_vec_dot(tc->type, w + r * rb, x, q, n);
+                        if (memcmp(&want, &y[r], sizeof want)) {
+                            free(w);
+                            quant_cpu_force_portable(0);
+                            FAIL("%s path %s n=%lld rows %d: row %d %.9g, quant_vec_dot %.9g", quant_name(tc->type),
+                                 quant_cpu_path(), (long long)n, nr, r, y[r], want);
+                        }
+                    }
+                }
+                free(w);
+            }
+        }
+    }
+    quant_cpu_force_portable(0);
+    free(x);
+    free(xq);
+}
