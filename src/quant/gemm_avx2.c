@@ -3,24 +3,26 @@
  * products), AVX2 + FMA + F16C, for Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K and Q6_K. Compiled with target
  * attributes like dot_avx2.c; dot.c calls in only after quant_avx2_usable().
  *
- * Two steps per PR rows and up to KB blocks of 32 values (a panel, ~26 KB, in L1):
- *   pack: every weight block is unpacked once into one form for all layouts: 32 byte codes q, a block
- *     scale s and a minimum coefficient m, so that value = s * q - m (Q6_K keeps its two 16-value group
- *     scales as int16 lanes, Q8_0 its signs);
- *   compute: tiles of CR panel rows x TC activations, CR * TC fp32 accumulators in registers; per row,
- *     activation and block: maddubs(q, a), madd to int32, convert, fma by s * da. The products s * da
- *     are computed eight blocks at a time before the block loop, and the minimum's share
- *     m * da * sum(a) is subtracted from the same accumulator (its lanes are summed at the end anyway).
- * Per block the sums are those of the one-row kernels (dot.c's table): Q4_0 and Q5_0 take their offset
- * (8, 16) as the minimum, Q8_0 uses the sign trick of dot_avx2.c (maddubs(|w|, a * sign(w))), Q6_K
- * subtracts maddubs(32, a) and weights the int16 pair sums with its group scales in the madd.
- * The packing of each panel is amortized over all activations of the call (the CPU backend passes up to
- * 64), the activations' da and da * sum are computed once per call, and the next panel's weights are
- * prefetched while this one is computed.
+ * Two tile kernels, both in two steps per panel of rows and up to KB blocks of 32 values (in L1): pack
+ * unpacks every weight block once into 32 byte codes q, a block scale s and a minimum m (value = s * q -
+ * m), amortized over all activations of the call (the CPU backend passes up to 64); compute runs tiles of
+ * panel rows x activations with the accumulators in registers, while the next panel's weights are
+ * prefetched. The activations' da and da * sum per block are computed once per call.
  *
- * One activation (T = 1) takes row_dot: the same operations in the same order with the blocks unpacked on
- * the fly, so that every activation's result is bit for bit independent of T (quant.h promises it). It is
- * slower than dot_avx2.c's one-row kernels, which quant_gemv uses for decode.
+ * - Unsigned codes with a minimum (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K; Q4_0 and Q5_0 take their offset 8,
+ *   16 as the minimum): panels of 8 interleaved rows, one row per vector lane (compute_u8, below; 1.5x
+ *   the GMAC/s of the second kernel on these layouts).
+ * - Q8_0 (signs) and Q6_K (16-value group scales): panels of PR rows, tiles of CR rows x TC activations,
+ *   CR * TC fp32 accumulators: per row, activation and block maddubs(q, a), madd to int32, convert, fma
+ *   by s * da (computed eight blocks at a time before the block loop). Q8_0 uses the sign trick of
+ *   dot_avx2.c (maddubs(|w|, a * sign(w))), Q6_K subtracts maddubs(32, a) and weights the int16 pair sums
+ *   with its group scales in the madd. One activation (T = 1) takes row_dot: the same operations in the
+ *   same order with the blocks unpacked on the fly.
+ *
+ * Every activation's result is bit for bit independent of T and of the other activations (quant.h
+ * promises it): each (row, activation) sum is computed by the same operations in the same order whatever
+ * tile it falls in. The one-row kernels of dot_avx2.c, which quant_gemv uses for decode, differ in the last
+ * bits.
  */
 #include "quant_impl.h"
 
@@ -462,6 +464,175 @@ AVX2 static INLINE void gemv(uint32_t type, int kind, const uint8_t *w, size_t r
     if (da != da_stack) free(da);
 }
 
+/* ---- unsigned codes with a minimum (KIND_U): panels of 8 interleaved rows ----
+ * The layouts whose codes are unsigned with a minimum (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K) take another
+ * tile: a panel holds IR = 8 rows, block b as eight vectors, vector k holding values 4k..4k+3 of each of
+ * the 8 rows (4 bytes a row). maddubs of vector k with values 4k..4k+3 of one activation broadcast to all
+ * lanes (a broadcast load, no shuffle) leaves each row's pair sums in its own lane; eight of them summed
+ * in int16 (two halves of four: codes <= 31 and |a| <= 127 give at most 4 * 2 * 31 * 127 = 31496), two
+ * madd and an add give each row's whole block sum in its int32 lane, and one convert and one FMA by the 8
+ * rows' s * da scale it: 21 vector operations per block for 8 rows and one activation, where compute()
+ * needs 4 per row (maddubs, madd, convert, FMA) plus the scales.
+ *
+ * Each (row, activation) result is one lane's chain: per block, acc = fma(float(block sum), s * da, acc),
+ * then acc -= m * (da * sum), in block order from 0; panels along the row add to y in order. Nothing in
+ * it depends on the other rows or activations of the call, so T = 1 takes the same path (bit for bit
+ * independent of T, as quant.h promises). */
+
+#define IR 8 /* rows per interleaved panel */
+#ifndef TCU
+#define TCU 4 /* activations per KIND_U tile (TCU accumulators, 8 weight vectors in registers) */
+#endif
+
+typedef struct PanelU {
+    _Alignas(32) uint8_t q[IR][KB][32]; /* pack_u's codes, row by row */
+    _Alignas(32) uint8_t qi[KB][8][32]; /* interleaved: qi[b][k] holds values 4k..4k+3 of rows 0..7 */
+    _Alignas(32) float s[KB][IR];       /* block scale, per block for the 8 rows (0 beyond the rows) */
+    _Alignas(32) float m[KB][IR];       /* minimum: value = s * q - m */
+    _Alignas(32) float sr[IR][KB + 8], mr[IR][KB + 8]; /* pack_u's s, m, row by row */
+} PanelU;
+
+/* Rows w + r * rb (r < R), blocks b0 .. b0 + nbk of them, into the panel: codes and scales row by row
+ * (as pack() has them), then interleaved; rows R..7 are zero. */
+AVX2 static INLINE void pack_u(uint32_t type, PanelU *p, const uint8_t *w, size_t rb, int R, int64_t b0, int nbk) {
+    for (int r = 0; r < R; r++) {
+        const uint8_t *row = w + (size_t)r * rb;
+        if (type == QT_Q4_K || type == QT_Q5_K) {
+            const size_t sbsz = type == QT_Q4_K ? sizeof(BlockQ4_K) : sizeof(BlockQ5_K);
+            for (int j = 0; j < nbk; j += 8)
+                pack_k4(row + (size_t)((b0 + j) / 8) * sbsz, type == QT_Q5_K, &p->q[r][j], &p->sr[r][j], &p->mr[r][j]);
+        } else {
+            const size_t bsz = quant_traits(type)->block_bytes;
+            int8_t unused[32];
+            for (int j = 0; j < nbk; j++)
+                pack_b32(type, row + (size_t)(b0 + j) * bsz, p->q[r][j], unused, &p->sr[r][j], &p->mr[r][j]);
+        }
+    }
+    for (int b = 0; b < nbk; b++) {
+        __m256i v[IR];
+#pragma GCC unroll 8
+        for (int r = 0; r < IR; r++)
+            v[r] = r < R ? _mm256_load_si256((const __m256i *)p->q[r][b]) : _mm256_setzero_si256();
+        /* 8 x 8 transpose of 32-bit words: word k of row r -> word r of vector k */
+        __m256i t[IR], u[IR];
+#pragma GCC unroll 4
+        for (int i = 0; i < IR; i += 2) {
+            t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+            t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+        }
+#pragma GCC unroll 2
+        for (int i = 0; i < IR; i += 4) {
+            u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+            u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+            u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+            u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            _mm256_store_si256((__m256i *)p->qi[b][k], _mm256_permute2x128_si256(u[k], u[k + 4], 0x20));
+            _mm256_store_si256((__m256i *)p->qi[b][k + 4], _mm256_permute2x128_si256(u[k], u[k + 4], 0x31));
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < IR; r++) {
+            p->s[b][r] = r < R ? p->sr[r][b] : 0.0f;
+            p->m[b][r] = r < R ? p->mr[r][b] : 0.0f;
+        }
+    }
+}
+
+/* values 4k..4k+3 of activation block a, in every 32-bit lane */
+AVX2 static INLINE __m256i act4(const BlockQ8A *a, int k) {
+    int32_t v;
+    memcpy(&v, a->qs + 4 * k, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* y[c * ldy + r] (+)= dot of panel row r (r < R) with activation c (c < C), blocks 0 .. nbk of the panel;
+ * activations xq + c * ldq, their da and da * sum at da_all, dsum_all + c * lds */
+AVX2 static INLINE void compute_u8(const PanelU *p, int C, const BlockQ8A *xq, int64_t ldq, const float *da_all,
+                                   const float *dsum_all, int64_t lds, int nbk, float *y, int64_t ldy, int R, int add) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[TCU];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
+    for (int b = 0; b < nbk; b++) {
+        __m256i w[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) w[k] = _mm256_load_si256((const __m256i *)p->qi[b][k]);
+        const __m256 sv = _mm256_load_ps(p->s[b]), mv = _mm256_load_ps(p->m[b]);
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            const BlockQ8A *a = xq + (size_t)c * ldq + b;
+            const __m256i lo = _mm256_add_epi16(
+                _mm256_add_epi16(_mm256_maddubs_epi16(w[0], act4(a, 0)), _mm256_maddubs_epi16(w[1], act4(a, 1))),
+                _mm256_add_epi16(_mm256_maddubs_epi16(w[2], act4(a, 2)), _mm256_maddubs_epi16(w[3], act4(a, 3))));
+            const __m256i hi = _mm256_add_epi16(
+                _mm256_add_epi16(_mm256_maddubs_epi16(w[4], act4(a, 4)), _mm256_maddubs_epi16(w[5], act4(a, 5))),
+                _mm256_add_epi16(_mm256_maddubs_epi16(w[6], act4(a, 6)), _mm256_maddubs_epi16(w[7], act4(a, 7))));
+            const __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
+            const __m256 scale = _mm256_mul_ps(sv, _mm256_broadcast_ss(da_all + (size_t)c * lds + b));
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc[c]);
+            acc[c] = _mm256_fnmadd_ps(mv, _mm256_broadcast_ss(dsum_all + (size_t)c * lds + b), acc[c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) {
+        float *o = y + (size_t)c * ldy;
+        if (R == IR) {
+            _mm256_storeu_ps(o, add ? _mm256_add_ps(_mm256_loadu_ps(o), acc[c]) : acc[c]);
+        } else {
+            _Alignas(32) float v[IR];
+            _mm256_store_ps(v, acc[c]);
+            for (int r = 0; r < R; r++) o[r] = add ? o[r] + v[r] : v[r];
+        }
+    }
+}
+
+typedef void (*ComputeUFn)(const PanelU *p, const BlockQ8A *xq, int64_t ldq, const float *da, const float *dsum,
+                           int64_t lds, int nbk, float *y, int64_t ldy, int R, int add);
+
+AVX2 static void compute_u8_full(const PanelU *p, const BlockQ8A *xq, int64_t ldq, const float *da, const float *dsum,
+                                 int64_t lds, int nbk, float *y, int64_t ldy, int R, int add) {
+    compute_u8(p, TCU, xq, ldq, da, dsum, lds, nbk, y, ldy, R, add);
+}
+
+AVX2 static void compute_u8_one(const PanelU *p, const BlockQ8A *xq, int64_t ldq, const float *da, const float *dsum,
+                                int64_t lds, int nbk, float *y, int64_t ldy, int R, int add) {
+    compute_u8(p, 1, xq, ldq, da, dsum, lds, nbk, y, ldy, R, add);
+}
+
+/* quant_matmul for the KIND_U layouts: panels of IR rows x KB blocks, each packed once for all T
+ * activations, TCU at a time (then one at a time for the rest) */
+static INLINE void prefetch_next(const void *w, size_t rb, int64_t nr, int64_t r, int64_t b0, int nbk, uint32_t type,
+                                 int pr);
+
+AVX2 static INLINE void gemm_u(uint32_t type, const void *w, size_t rb, int64_t nr, int64_t n, const BlockQ8A *xq, int T,
+                               float *y, int64_t ldy) {
+    const int64_t nb = n / QK8A, lds = (nb + 7) / 8 * 8;
+    float *da = malloc(2 * (size_t)T * (size_t)lds * sizeof(float));
+    PanelU *p = aligned_alloc(32, sizeof(PanelU));
+    if (!da || !p) abort();
+    float *dsum = da + (size_t)T * lds;
+    for (int t = 0; t < T; t++) act_scales(xq + (size_t)t * nb, nb, da + (size_t)t * lds, dsum + (size_t)t * lds);
+    for (int64_t r = 0; r < nr; r += IR) {
+        const int R = nr - r < IR ? (int)(nr - r) : IR;
+        for (int64_t b0 = 0; b0 < nb; b0 += KB) {
+            const int nbk = nb - b0 < KB ? (int)(nb - b0) : KB;
+            pack_u(type, p, (const uint8_t *)w + (size_t)r * rb, rb, R, b0, nbk);
+            prefetch_next(w, rb, nr, r, b0, nbk, type, IR);
+            for (int t = 0; t < T;) {
+                const int C = T - t >= TCU ? TCU : 1;
+                (C == TCU ? compute_u8_full : compute_u8_one)(p, xq + (size_t)t * nb + b0, nb, da + (size_t)t * lds + b0,
+                                                              dsum + (size_t)t * lds + b0, lds, nbk, y + (size_t)t * ldy + r,
+                                                              ldy, R, b0 > 0);
+                t += C;
+            }
+        }
+    }
+    free(p);
+    free(da);
+}
+
 /* ---- drivers ---- */
 
 typedef void (*ComputeFn)(Panel *p, int pr, const BlockQ8A *xq, int64_t ldq, const float *da, const float *dsum,
@@ -480,13 +651,12 @@ typedef void (*ComputeFn)(Panel *p, int pr, const BlockQ8A *xq, int64_t ldq, con
     COMPUTE_FN(name##_1c, kind, 1, TC)                                                                       \
     COMPUTE_FN(name##_11, kind, 1, 1)
 
-COMPUTE_FNS(compute_u, KIND_U)
 COMPUTE_FNS(compute_s, KIND_S)
 COMPUTE_FNS(compute_6, KIND_6)
 
-/* [kind][full rows][full activations] */
+/* [kind][full rows][full activations] (KIND_U takes compute_u8) */
 static const ComputeFn COMPUTE[3][2][2] = {
-    {{compute_u_11, compute_u_1c}, {compute_u_r1, compute_u_rc}},
+    {{NULL, NULL}, {NULL, NULL}},
     {{compute_s_11, compute_s_1c}, {compute_s_r1, compute_s_rc}},
     {{compute_6_11, compute_6_1c}, {compute_6_r1, compute_6_rc}},
 };
@@ -494,15 +664,16 @@ static const ComputeFn COMPUTE[3][2][2] = {
 /* Ask for the weights the next pack will read (the same blocks of the next PR rows, or the next blocks
  * of these rows) while this panel is computed: a pack that waits for memory row by row costs as much as
  * a good part of the products. */
-static INLINE void prefetch_next(const void *w, size_t rb, int64_t nr, int64_t r, int64_t b0, int nbk, uint32_t type) {
+static INLINE void prefetch_next(const void *w, size_t rb, int64_t nr, int64_t r, int64_t b0, int nbk, uint32_t type,
+                                 int pr) {
     const QuantTraits *t = quant_traits(type);
     const size_t per_block = (size_t)t->block_bytes * QK8A / t->block_elems; /* bytes per 32 values */
     const int64_t nb = (int64_t)(rb / per_block);
     int64_t rn = r, bn = b0 + nbk;
-    if (bn >= nb) rn = r + PR, bn = 0;
+    if (bn >= nb) rn = r + pr, bn = 0;
     if (rn >= nr) return;
     const int64_t ne = nb - bn < KB ? nb - bn : KB;
-    for (int64_t k = rn; k < rn + PR && k < nr; k++) {
+    for (int64_t k = rn; k < rn + pr && k < nr; k++) {
         const uint8_t *base = (const uint8_t *)w + (size_t)k * rb + (size_t)bn * per_block;
         for (size_t off = 0; off < (size_t)ne * per_block; off += 64) __builtin_prefetch(base + off, 0, 3);
     }
@@ -511,6 +682,10 @@ static INLINE void prefetch_next(const void *w, size_t rb, int64_t nr, int64_t r
 AVX2 static INLINE void gemm(uint32_t type, int kind, const void *w, size_t rb, int64_t nr, int64_t n,
                              const BlockQ8A *xq, int T, float *y, int64_t ldy) {
     const int64_t nb = n / QK8A;
+    if (kind == KIND_U) {
+        gemm_u(type, w, rb, nr, n, xq, T, y, ldy);
+        return;
+    }
     if (T == 1) {
         gemv(type, kind, w, rb, nr, nb, xq, y);
         return;
@@ -527,7 +702,7 @@ AVX2 static INLINE void gemm(uint32_t type, int kind, const void *w, size_t rb, 
         for (int64_t b0 = 0; b0 < nb; b0 += KB) {
             const int nbk = nb - b0 < KB ? (int)(nb - b0) : KB;
             pack(type, &p, (const uint8_t *)w + (size_t)r * rb, rb, R, b0, nbk);
-            prefetch_next(w, rb, nr, r, b0, nbk, type);
+            prefetch_next(w, rb, nr, r, b0, nbk, type, PR);
             for (int t = 0; t < T;) {
                 const int C = T - t >= TC ? TC : 1;
                 const BlockQ8A *a = xq + (size_t)t * nb + b0;
