@@ -9,15 +9,13 @@
  * panel rows x activations with the accumulators in registers, while the next panel's weights are
  * prefetched. The activations' da and da * sum per block are computed once per call.
  *
- * - Unsigned codes with a minimum (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K; Q4_0 and Q5_0 take their offset 8,
- *   16 as the minimum): panels of 8 interleaved rows, one row per vector lane (compute_u8, below; 1.5x
- *   the GMAC/s of the second kernel on these layouts).
- * - Q8_0 (signs) and Q6_K (16-value group scales): panels of PR rows, tiles of CR rows x TC activations,
- *   CR * TC fp32 accumulators: per row, activation and block maddubs(q, a), madd to int32, convert, fma
- *   by s * da (computed eight blocks at a time before the block loop). Q8_0 uses the sign trick of
- *   dot_avx2.c (maddubs(|w|, a * sign(w))), Q6_K subtracts maddubs(32, a) and weights the int16 pair sums
- *   with its group scales in the madd. One activation (T = 1) takes row_dot: the same operations in the
- *   same order with the blocks unpacked on the fly.
+ * - Unsigned codes (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K with a minimum; Q4_0 and Q5_0 take their offset 8,
+ *   16 as the minimum; Q6_K with its offset 32 and 16-value group scales): panels of 8 interleaved rows,
+ *   one row per vector lane (compute_i, below; 1.4-1.5x the GMAC/s of the second kernel).
+ * - Q8_0 (signed codes): panels of PR rows, tiles of CR rows x TC activations, CR * TC fp32 accumulators:
+ *   per row, activation and block maddubs(|w|, a * sign(w)) (the sign trick of dot_avx2.c), madd to
+ *   int32, convert, fma by s * da (computed eight blocks at a time before the block loop). One activation
+ *   (T = 1) takes row_dot: the same operations in the same order with the blocks unpacked on the fly.
  *
  * Every activation's result is bit for bit independent of T and of the other activations (quant.h
  * promises it): each (row, activation) sum is computed by the same operations in the same order whatever
@@ -481,26 +479,33 @@ AVX2 static INLINE void gemv(uint32_t type, int kind, const uint8_t *w, size_t r
 
 #define IR 8 /* rows per interleaved panel */
 #ifndef TCU
-#define TCU 4 /* activations per KIND_U tile (TCU accumulators, 8 weight vectors in registers) */
+#define TCU 4 /* activations per interleaved tile (TCU accumulators, 8 weight vectors in registers) */
 #endif
 
-typedef struct PanelU {
-    _Alignas(32) uint8_t q[IR][KB][32]; /* pack_u's codes, row by row */
+typedef struct PanelI {
     _Alignas(32) uint8_t qi[KB][8][32]; /* interleaved: qi[b][k] holds values 4k..4k+3 of rows 0..7 */
     _Alignas(32) float s[KB][IR];       /* block scale, per block for the 8 rows (0 beyond the rows) */
-    _Alignas(32) float m[KB][IR];       /* minimum: value = s * q - m */
-    _Alignas(32) float sr[IR][KB + 8], mr[IR][KB + 8]; /* pack_u's s, m, row by row */
-} PanelU;
+    _Alignas(32) float m[KB][IR];       /* KIND_U: the minimum (value = s * q - m) */
+    _Alignas(32) int32_t g0[KB][IR], g1[KB][IR], gp[KB][IR]; /* KIND_6: int16 pairs of the two group
+                                                              * scales: (sc0, sc0), (sc1, sc1), (sc0, sc1) */
+    /* pack_i's row-by-row forms (pack() and pack_q6_k's), before interleaving */
+    _Alignas(32) uint8_t q[IR][KB][32];
+    _Alignas(32) int16_t sc[IR][KB][16];
+    _Alignas(32) float sr[IR][KB + 8], mr[IR][KB + 8];
+} PanelI;
 
 /* Rows w + r * rb (r < R), blocks b0 .. b0 + nbk of them, into the panel: codes and scales row by row
  * (as pack() has them), then interleaved; rows R..7 are zero. */
-AVX2 static INLINE void pack_u(uint32_t type, PanelU *p, const uint8_t *w, size_t rb, int R, int64_t b0, int nbk) {
+AVX2 static INLINE void pack_i(uint32_t type, PanelI *p, const uint8_t *w, size_t rb, int R, int64_t b0, int nbk) {
     for (int r = 0; r < R; r++) {
         const uint8_t *row = w + (size_t)r * rb;
         if (type == QT_Q4_K || type == QT_Q5_K) {
             const size_t sbsz = type == QT_Q4_K ? sizeof(BlockQ4_K) : sizeof(BlockQ5_K);
             for (int j = 0; j < nbk; j += 8)
                 pack_k4(row + (size_t)((b0 + j) / 8) * sbsz, type == QT_Q5_K, &p->q[r][j], &p->sr[r][j], &p->mr[r][j]);
+        } else if (type == QT_Q6_K) {
+            for (int j = 0; j < nbk; j += 8)
+                pack_q6_k((const BlockQ6_K *)(const void *)row + (b0 + j) / 8, &p->q[r][j], &p->sc[r][j], &p->sr[r][j]);
         } else {
             const size_t bsz = quant_traits(type)->block_bytes;
             int8_t unused[32];
@@ -532,10 +537,16 @@ AVX2 static INLINE void pack_u(uint32_t type, PanelU *p, const uint8_t *w, size_
             _mm256_store_si256((__m256i *)p->qi[b][k], _mm256_permute2x128_si256(u[k], u[k + 4], 0x20));
             _mm256_store_si256((__m256i *)p->qi[b][k + 4], _mm256_permute2x128_si256(u[k], u[k + 4], 0x31));
         }
-#pragma GCC unroll 8
         for (int r = 0; r < IR; r++) {
             p->s[b][r] = r < R ? p->sr[r][b] : 0.0f;
-            p->m[b][r] = r < R ? p->mr[r][b] : 0.0f;
+            if (type != QT_Q6_K) {
+                p->m[b][r] = r < R ? p->mr[r][b] : 0.0f;
+            } else {
+                const uint32_t sc0 = r < R ? (uint16_t)p->sc[r][b][0] : 0, sc1 = r < R ? (uint16_t)p->sc[r][b][8] : 0;
+                p->g0[b][r] = (int32_t)(sc0 | sc0 << 16);
+                p->g1[b][r] = (int32_t)(sc1 | sc1 << 16);
+                p->gp[b][r] = (int32_t)(sc0 | sc1 << 16);
+            }
         }
     }
 }
@@ -548,9 +559,14 @@ AVX2 static INLINE __m256i act4(const BlockQ8A *a, int k) {
 }
 
 /* y[c * ldy + r] (+)= dot of panel row r (r < R) with activation c (c < C), blocks 0 .. nbk of the panel;
- * activations xq + c * ldq, their da and da * sum at da_all, dsum_all + c * lds */
-AVX2 static INLINE void compute_u8(const PanelU *p, int C, const BlockQ8A *xq, int64_t ldq, const float *da_all,
-                                   const float *dsum_all, int64_t lds, int nbk, float *y, int64_t ldy, int R, int add) {
+ * activations xq + c * ldq, their da and da * sum at da_all, dsum_all + c * lds, and (KIND_6) the sums of
+ * their two 16-value halves as an int16 pair at gs_all + c * lds.
+ * KIND_6 (Q6_K, codes 0..63, value = d * sc_g * (q - 32)): pair sums of two vectors at most
+ * 2 * 2 * 63 * 127 = 32004, each half's int16 sums weighted by its group scale in madd, and the offset
+ * 32 * (sc0 * sum(a, half 0) + sc1 * sum(a, half 1)) subtracted in int32 (one more madd). */
+AVX2 static INLINE void compute_i(int kind, const PanelI *p, int C, const BlockQ8A *xq, int64_t ldq, const float *da_all,
+                                  const float *dsum_all, const int32_t *gs_all, int64_t lds, int nbk, float *y,
+                                  int64_t ldy, int R, int add) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[TCU];
 #pragma GCC unroll 4
@@ -559,20 +575,36 @@ AVX2 static INLINE void compute_u8(const PanelU *p, int C, const BlockQ8A *xq, i
         __m256i w[8];
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) w[k] = _mm256_load_si256((const __m256i *)p->qi[b][k]);
-        const __m256 sv = _mm256_load_ps(p->s[b]), mv = _mm256_load_ps(p->m[b]);
+        const __m256 sv = _mm256_load_ps(p->s[b]);
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
             const BlockQ8A *a = xq + (size_t)c * ldq + b;
-            const __m256i lo = _mm256_add_epi16(
-                _mm256_add_epi16(_mm256_maddubs_epi16(w[0], act4(a, 0)), _mm256_maddubs_epi16(w[1], act4(a, 1))),
-                _mm256_add_epi16(_mm256_maddubs_epi16(w[2], act4(a, 2)), _mm256_maddubs_epi16(w[3], act4(a, 3))));
-            const __m256i hi = _mm256_add_epi16(
-                _mm256_add_epi16(_mm256_maddubs_epi16(w[4], act4(a, 4)), _mm256_maddubs_epi16(w[5], act4(a, 5))),
-                _mm256_add_epi16(_mm256_maddubs_epi16(w[6], act4(a, 6)), _mm256_maddubs_epi16(w[7], act4(a, 7))));
-            const __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
+            __m256i sum;
+            if (kind == KIND_6) {
+                const __m256i l0 = _mm256_add_epi16(_mm256_maddubs_epi16(w[0], act4(a, 0)), _mm256_maddubs_epi16(w[1], act4(a, 1)));
+                const __m256i l1 = _mm256_add_epi16(_mm256_maddubs_epi16(w[2], act4(a, 2)), _mm256_maddubs_epi16(w[3], act4(a, 3)));
+                const __m256i h0 = _mm256_add_epi16(_mm256_maddubs_epi16(w[4], act4(a, 4)), _mm256_maddubs_epi16(w[5], act4(a, 5)));
+                const __m256i h1 = _mm256_add_epi16(_mm256_maddubs_epi16(w[6], act4(a, 6)), _mm256_maddubs_epi16(w[7], act4(a, 7)));
+                const __m256i g0 = _mm256_load_si256((const __m256i *)p->g0[b]), g1 = _mm256_load_si256((const __m256i *)p->g1[b]);
+                sum = _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(l0, g0), _mm256_madd_epi16(l1, g0)),
+                                       _mm256_add_epi32(_mm256_madd_epi16(h0, g1), _mm256_madd_epi16(h1, g1)));
+                const __m256i off = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)p->gp[b]),
+                                                      _mm256_set1_epi32(gs_all[(size_t)c * lds + b]));
+                sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(off, 5));
+            } else {
+                const __m256i lo = _mm256_add_epi16(
+                    _mm256_add_epi16(_mm256_maddubs_epi16(w[0], act4(a, 0)), _mm256_maddubs_epi16(w[1], act4(a, 1))),
+                    _mm256_add_epi16(_mm256_maddubs_epi16(w[2], act4(a, 2)), _mm256_maddubs_epi16(w[3], act4(a, 3))));
+                const __m256i hi = _mm256_add_epi16(
+                    _mm256_add_epi16(_mm256_maddubs_epi16(w[4], act4(a, 4)), _mm256_maddubs_epi16(w[5], act4(a, 5))),
+                    _mm256_add_epi16(_mm256_maddubs_epi16(w[6], act4(a, 6)), _mm256_maddubs_epi16(w[7], act4(a, 7))));
+                sum = _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
+            }
             const __m256 scale = _mm256_mul_ps(sv, _mm256_broadcast_ss(da_all + (size_t)c * lds + b));
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc[c]);
-            acc[c] = _mm256_fnmadd_ps(mv, _mm256_broadcast_ss(dsum_all + (size_t)c * lds + b), acc[c]);
+            if (kind == KIND_U)
+                acc[c] = _mm256_fnmadd_ps(_mm256_load_ps(p->m[b]), _mm256_broadcast_ss(dsum_all + (size_t)c * lds + b),
+                                          acc[c]);
         }
     }
 #pragma GCC unroll 4
@@ -588,43 +620,61 @@ AVX2 static INLINE void compute_u8(const PanelU *p, int C, const BlockQ8A *xq, i
     }
 }
 
-typedef void (*ComputeUFn)(const PanelU *p, const BlockQ8A *xq, int64_t ldq, const float *da, const float *dsum,
-                           int64_t lds, int nbk, float *y, int64_t ldy, int R, int add);
+typedef void (*ComputeIFn)(const PanelI *p, const BlockQ8A *xq, int64_t ldq, const float *da, const float *dsum,
+                           const int32_t *gs, int64_t lds, int nbk, float *y, int64_t ldy, int R, int add);
 
-AVX2 static void compute_u8_full(const PanelU *p, const BlockQ8A *xq, int64_t ldq, const float *da, const float *dsum,
-                                 int64_t lds, int nbk, float *y, int64_t ldy, int R, int add) {
-    compute_u8(p, TCU, xq, ldq, da, dsum, lds, nbk, y, ldy, R, add);
+#define COMPUTE_I_FN(name, kind, C)                                                                          \
+    AVX2 static void name(const PanelI *p, const BlockQ8A *xq, int64_t ldq, const float *da, const float *dsum,   \
+                          const int32_t *gs, int64_t lds, int nbk, float *y, int64_t ldy, int R, int add) {      \
+        compute_i(kind, p, C, xq, ldq, da, dsum, gs, lds, nbk, y, ldy, R, add);                              \
+    }
+
+COMPUTE_I_FN(compute_iu_full, KIND_U, TCU)
+COMPUTE_I_FN(compute_iu_one, KIND_U, 1)
+COMPUTE_I_FN(compute_i6_full, KIND_6, TCU)
+COMPUTE_I_FN(compute_i6_one, KIND_6, 1)
+
+/* the sums of the two 16-value halves of each of the nb activation blocks, as int16 pairs */
+AVX2 static INLINE void act_half_sums(const BlockQ8A *xq, int64_t nb, int32_t *gs) {
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, load_a(xq + b)), ones16); /* 8 sums of 4 */
+        const __m128i h = _mm_hadd_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        const __m128i q = _mm_hadd_epi32(h, h); /* lanes: half 0, half 1 */
+        gs[b] = (int32_t)((uint32_t)(uint16_t)_mm_cvtsi128_si32(q) | (uint32_t)_mm_extract_epi32(q, 1) << 16);
+    }
 }
 
-AVX2 static void compute_u8_one(const PanelU *p, const BlockQ8A *xq, int64_t ldq, const float *da, const float *dsum,
-                                int64_t lds, int nbk, float *y, int64_t ldy, int R, int add) {
-    compute_u8(p, 1, xq, ldq, da, dsum, lds, nbk, y, ldy, R, add);
-}
-
-/* quant_matmul for the KIND_U layouts: panels of IR rows x KB blocks, each packed once for all T
- * activations, TCU at a time (then one at a time for the rest) */
 static INLINE void prefetch_next(const void *w, size_t rb, int64_t nr, int64_t r, int64_t b0, int nbk, uint32_t type,
                                  int pr);
 
-AVX2 static INLINE void gemm_u(uint32_t type, const void *w, size_t rb, int64_t nr, int64_t n, const BlockQ8A *xq, int T,
-                               float *y, int64_t ldy) {
+/* quant_matmul for the KIND_U layouts and Q6_K: panels of IR rows x KB blocks, each packed once for all T
+ * activations, TCU at a time (then one at a time for the rest) */
+AVX2 static INLINE void gemm_i(uint32_t type, int kind, const void *w, size_t rb, int64_t nr, int64_t n,
+                               const BlockQ8A *xq, int T, float *y, int64_t ldy) {
     const int64_t nb = n / QK8A, lds = (nb + 7) / 8 * 8;
-    float *da = malloc(2 * (size_t)T * (size_t)lds * sizeof(float));
-    PanelU *p = aligned_alloc(32, sizeof(PanelU));
+    float *da = malloc(3 * (size_t)T * (size_t)lds * sizeof(float));
+    PanelI *p = aligned_alloc(32, sizeof(PanelI));
     if (!da || !p) abort();
     float *dsum = da + (size_t)T * lds;
-    for (int t = 0; t < T; t++) act_scales(xq + (size_t)t * nb, nb, da + (size_t)t * lds, dsum + (size_t)t * lds);
+    int32_t *gs = (int32_t *)(dsum + (size_t)T * lds);
+    for (int t = 0; t < T; t++) {
+        act_scales(xq + (size_t)t * nb, nb, da + (size_t)t * lds, dsum + (size_t)t * lds);
+        if (kind == KIND_6) act_half_sums(xq + (size_t)t * nb, nb, gs + (size_t)t * lds);
+    }
+    const ComputeIFn full = kind == KIND_6 ? compute_i6_full : compute_iu_full;
+    const ComputeIFn one = kind == KIND_6 ? compute_i6_one : compute_iu_one;
     for (int64_t r = 0; r < nr; r += IR) {
         const int R = nr - r < IR ? (int)(nr - r) : IR;
         for (int64_t b0 = 0; b0 < nb; b0 += KB) {
             const int nbk = nb - b0 < KB ? (int)(nb - b0) : KB;
-            pack_u(type, p, (const uint8_t *)w + (size_t)r * rb, rb, R, b0, nbk);
+            pack_i(type, p, (const uint8_t *)w + (size_t)r * rb, rb, R, b0, nbk);
             prefetch_next(w, rb, nr, r, b0, nbk, type, IR);
             for (int t = 0; t < T;) {
                 const int C = T - t >= TCU ? TCU : 1;
-                (C == TCU ? compute_u8_full : compute_u8_one)(p, xq + (size_t)t * nb + b0, nb, da + (size_t)t * lds + b0,
-                                                              dsum + (size_t)t * lds + b0, lds, nbk, y + (size_t)t * ldy + r,
-                                                              ldy, R, b0 > 0);
+                const size_t o = (size_t)t * lds + b0;
+                (C == TCU ? full : one)(p, xq + (size_t)t * nb + b0, nb, da + o, dsum + o, gs + o, lds, nbk,
+                                        y + (size_t)t * ldy + r, ldy, R, b0 > 0);
                 t += C;
             }
         }
@@ -652,13 +702,12 @@ typedef void (*ComputeFn)(Panel *p, int pr, const BlockQ8A *xq, int64_t ldq, con
     COMPUTE_FN(name##_11, kind, 1, 1)
 
 COMPUTE_FNS(compute_s, KIND_S)
-COMPUTE_FNS(compute_6, KIND_6)
 
-/* [kind][full rows][full activations] (KIND_U takes compute_u8) */
+/* [kind][full rows][full activations] (KIND_U and KIND_6 take compute_i) */
 static const ComputeFn COMPUTE[3][2][2] = {
     {{NULL, NULL}, {NULL, NULL}},
     {{compute_s_11, compute_s_1c}, {compute_s_r1, compute_s_rc}},
-    {{compute_6_11, compute_6_1c}, {compute_6_r1, compute_6_rc}},
+    {{NULL, NULL}, {NULL, NULL}},
 };
 
 /* Ask for the weights the next pack will read (the same blocks of the next PR rows, or the next blocks
@@ -682,8 +731,8 @@ static INLINE void prefetch_next(const void *w, size_t rb, int64_t nr, int64_t r
 AVX2 static INLINE void gemm(uint32_t type, int kind, const void *w, size_t rb, int64_t nr, int64_t n,
                              const BlockQ8A *xq, int T, float *y, int64_t ldy) {
     const int64_t nb = n / QK8A;
-    if (kind == KIND_U) {
-        gemm_u(type, w, rb, nr, n, xq, T, y, ldy);
+    if (kind == KIND_U || kind == KIND_6) {
+        gemm_i(type, kind, w, rb, nr, n, xq, T, y, ldy);
         return;
     }
     if (T == 1) {
