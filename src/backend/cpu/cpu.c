@@ -180,6 +180,10 @@ static size_t kv_offset(const CpuBackend *s, const KVPages *kv, int l, int seq, 
 
 /* Ask for n floats from p to be brought to cache (the next page of a sequence is elsewhere in the store:
  * the hardware prefetchers do not follow). */
+/* Attention asks for the pages KV_AHEAD pages after the one in hand, a share per query head (64
+ * prefetches at once at the start of a page, one page ahead, left the decode at 512-640 positions ~4%
+ * slower: 57.4 -> 59.6 tok/s on the 0.5B shape) */
+#define KV_AHEAD 2
 static inline void prefetch_run(const float *p, int n) {
     for (int i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
 }
@@ -203,17 +207,23 @@ static void attn_task(void *ctx, int item, int thread) {
     const VecKernels *ak = &s->vk;
     for (int t0 = 0; t0 < n; t0 += P) {
         const float *k = s->k_store + layer_base + (size_t)pages[t0 / P] * P * s->kv_dim;
-        if (t0 + P < n) prefetch_run(s->k_store + layer_base + (size_t)pages[t0 / P + 1] * P * s->kv_dim, P * hd);
-        for (int h = 0; h < G; h++)
+        for (int h = 0; h < G; h++) {
+            if (t0 + KV_AHEAD * P < n) /* a share of page + KV_AHEAD per query head */
+                prefetch_run(s->k_store + layer_base + (size_t)pages[t0 / P + KV_AHEAD] * P * s->kv_dim + h * (P * hd / G),
+                             h == G - 1 ? P * hd - h * (P * hd / G) : P * hd / G);
             ak->scores(sc + h * sc_len + t0, q + (size_t)h * hd, k, n - t0 < P ? n - t0 : P, hd, hd, scale);
+        }
     }
     for (int h = 0; h < G; h++) ak->softmax(sc + h * sc_len, n);
     memset(out, 0, (size_t)G * hd * sizeof *out);
     for (int t0 = 0; t0 < n; t0 += P) {
         const float *v = s->v_store + layer_base + (size_t)pages[t0 / P] * P * s->kv_dim;
-        if (t0 + P < n) prefetch_run(s->v_store + layer_base + (size_t)pages[t0 / P + 1] * P * s->kv_dim, P * hd);
-        for (int h = 0; h < G; h++)
+        for (int h = 0; h < G; h++) {
+            if (t0 + KV_AHEAD * P < n)
+                prefetch_run(s->v_store + layer_base + (size_t)pages[t0 / P + KV_AHEAD] * P * s->kv_dim + h * (P * hd / G),
+                             h == G - 1 ? P * hd - h * (P * hd / G) : P * hd / G);
             ak->accum(out + (size_t)h * hd, sc + h * sc_len + t0, v, n - t0 < P ? n - t0 : P, hd, hd);
+        }
     }
 }
 
