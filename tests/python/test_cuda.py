@@ -1,7 +1,10 @@
-"""The CUDA backend against the CPU backend's reference mode (--exact) on the same weights: logits at every
-position and the residual stream after every layer, through both product paths (a short prompt runs the
-fused GEMV kernels, a long one the tensor cores), for every weight type the model generator writes, on
-qwen2 (NEOX RoPE) and llama (adjacent-pair RoPE) shapes; and determinism of sampled generation.
+"""The CUDA backend against the CPU backend on the same weights: logits at every position and the residual
+stream after every layer, through both product paths (a short prompt runs the fused GEMV kernels, a long
+one the tensor cores), for every weight type the model generator writes, on qwen2 (NEOX RoPE) and llama
+(adjacent-pair RoPE) shapes; and determinism of sampled generation. Two pairings: the GPU with fp32
+activations (ORCD_CUDA_EXACT=1) against the CPU's reference mode (--exact), and, for the short prompt, the
+default arithmetic of both (quantized weights meet activations quantized to 8 bits per 32 values, the same
+Q8A blocks on both sides).
 
 Skipped where `orcd version` does not report a CUDA device (CI). On the GPU machine: `make gpu-test`.
 Tolerances: fp16 tensor-core inputs and an fp16 KV store against fp32 everywhere on the CPU, so the bound
@@ -54,37 +57,47 @@ def make_model(gen_dir: Path, arch: str, qtype: str, **shape) -> Path:
     return out
 
 
-def logits_and_hidden(orcd_bin, model: Path, ids: list[int], tmp: Path, cpu: bool, all_positions: bool):
-    tag = "cpu" if cpu else "gpu"
+def logits_and_hidden(orcd_bin, model: Path, ids: list[int], tmp: Path, cpu: bool, all_positions: bool, exact: bool):
+    tag = ("cpu" if cpu else "gpu") + ("-exact" if exact else "-8bit")
     lf, hf = tmp / f"{model.stem}-{tag}-{len(ids)}.logits", tmp / f"{model.stem}-{tag}-{len(ids)}.hidden"
     args = ["logits", "-m", model, "--ids", " ".join(map(str, ids)), "--dump-logits", lf, "--dump-hidden", hf]
     if all_positions:
         args.append("--all")
     if cpu:
-        args += ["--cpu", "--exact"]
-    r = run_orcd(orcd_bin, *args, timeout=600)
+        args += ["--cpu", "--exact"] if exact else ["--cpu"]
+    env = {**os.environ, "ORCD_CUDA_EXACT": "1" if exact else "0"}
+    r = subprocess.run([str(orcd_bin), *map(str, args)], capture_output=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr.decode()
     err = r.stderr.decode()
     assert ("backend: cpu" in err) == cpu, err
     return np.fromfile(lf, dtype=np.float32), np.fromfile(hf, dtype=np.float32)
 
 
-def compare(orcd_bin, model: Path, ids: list[int], tmp: Path, vocab: int):
+def compare(orcd_bin, model: Path, ids: list[int], tmp: Path, vocab: int, exact: bool = True):
     """Logits at every position of a short prompt, at the last of a long one; hidden states everywhere."""
     all_positions = len(ids) <= 64
-    cl, ch = logits_and_hidden(orcd_bin, model, ids, tmp, True, all_positions)
-    gl, gh = logits_and_hidden(orcd_bin, model, ids, tmp, False, all_positions)
+    cl, ch = logits_and_hidden(orcd_bin, model, ids, tmp, True, all_positions, exact)
+    gl, gh = logits_and_hidden(orcd_bin, model, ids, tmp, False, all_positions, exact)
     assert cl.shape == gl.shape and ch.shape == gh.shape
     cl, gl = cl.reshape(-1, vocab), gl.reshape(-1, vocab)
     diff = np.abs(cl - gl)
     scale = np.abs(cl).max()
     worst = np.unravel_index(diff.argmax(), diff.shape)
-    print(f"{model.name} n={len(ids)}: max |gpu-cpu| {diff.max():.3g} (pos {worst[0]} id {worst[1]}: "
+    print(f"{model.name} {'exact' if exact else '8-bit'} n={len(ids)}: max |gpu-cpu| {diff.max():.3g} (pos {worst[0]} id {worst[1]}: "
           f"{gl[worst]:.5g} vs {cl[worst]:.5g}), logit scale {scale:.3g}, hidden max diff "
           f"{np.abs(ch - gh).max():.3g} of {np.abs(ch).max():.3g}")
     assert np.isfinite(gl).all()
-    assert diff.max() <= REL_TOL * scale, f"max diff {diff.max()} > {REL_TOL} x {scale}"
-    assert np.abs(ch - gh).max() <= REL_TOL * np.abs(ch).max(), "hidden states differ"
+    bound, hidden_bound = REL_TOL * scale, REL_TOL * np.abs(ch).max()
+    if not exact:
+        # 8-bit activations round to steps of max|x|/127 per 32 values, so the last-bit differences of the
+        # two backends' fp32 activations flip some roundings: the pairing is held to twice the distance
+        # the CPU's own 8-bit arithmetic puts between it and its reference mode
+        el, eh = logits_and_hidden(orcd_bin, model, ids, tmp, True, all_positions, True)
+        qerr, qerr_h = np.abs(cl - el.reshape(-1, vocab)).max(), np.abs(ch - eh).max()
+        print(f"  (the CPU's 8-bit arithmetic moves its logits by up to {qerr:.3g}, hidden by {qerr_h:.3g})")
+        bound, hidden_bound = max(bound, 2 * qerr), max(hidden_bound, 2 * qerr_h)
+    assert diff.max() <= bound, f"max diff {diff.max()} > {bound}"
+    assert np.abs(ch - gh).max() <= hidden_bound, "hidden states differ"
     top = np.sort(cl, axis=1)
     margin = top[:, -1] - top[:, -2]
     sure = margin > 2 * diff.max()
@@ -113,6 +126,7 @@ def test_qwen2_logits_match_cpu(orcd_bin, cuda_device, gen_dir, tmp_path, qtype)
     vocab = vocab_of(orcd_bin, model)
     for ids in (SHORT, LONG):
         compare(orcd_bin, model, ids, tmp_path, vocab)
+    compare(orcd_bin, model, SHORT, tmp_path, vocab, exact=False)
 
 
 @pytest.mark.parametrize("qtype", ["Q4_0", "Q8_0", "F16"])
@@ -121,6 +135,7 @@ def test_llama_logits_match_cpu(orcd_bin, cuda_device, gen_dir, tmp_path, qtype)
     vocab = vocab_of(orcd_bin, model)
     for ids in (SHORT, LONG):
         compare(orcd_bin, model, ids, tmp_path, vocab)
+    compare(orcd_bin, model, SHORT, tmp_path, vocab, exact=False)
 
 
 def test_head_dim_128_long_context(orcd_bin, cuda_device, gen_dir, tmp_path):
@@ -141,6 +156,7 @@ def test_real_model_logits_match_cpu(orcd_bin, cuda_device, tmp_path, model):
     vocab = vocab_of(orcd_bin, model)
     for ids in (SHORT, LONG[:40]):
         compare(orcd_bin, model, ids, tmp_path, vocab)
+    compare(orcd_bin, model, SHORT, tmp_path, vocab, exact=False)
 
 
 def generate_ids(orcd_bin, model, *extra, env=None, temp="0", n="64"):
@@ -158,7 +174,7 @@ def test_graphs_replay_the_eager_forward(orcd_bin, cuda_device, gen_dir):
         model = make_model(gen_dir, "qwen2", qtype)
         graphs = generate_ids(orcd_bin, model)
         eager = generate_ids(orcd_bin, model, env={"ORCD_CUDA_GRAPHS": "0"})
-        cpu = generate_ids(orcd_bin, model, "--cpu", "--exact")
+        cpu = generate_ids(orcd_bin, model, "--cpu")
         same = next((i for i, (a, b) in enumerate(zip(graphs, cpu)) if a != b), len(graphs))
         print(f"{qtype}: {len(graphs)} greedy tokens; the CPU's agree for the first {same}")
         assert len(graphs) == 64 and graphs == eager

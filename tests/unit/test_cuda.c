@@ -120,6 +120,56 @@ static float *to_gemv_layout(const float *x, int T, int n) {
     return y;
 }
 
+/* x (T, n) quantized by the CPU (quant_q8a_quantize, into *blocks) and uploaded in CkQ8's layout:
+ * the first 16 q of unit u at u*16, the last 16 at n/2 + u*16 (kernels.h). */
+static CkQ8 q8_to_dev(const float *x, int T, int n, BlockQ8A **blocks) {
+    const int U = n / 32;
+    BlockQ8A *b = malloc(sizeof(BlockQ8A) * T * U);
+    int8_t *qs = malloc((size_t)T * n);
+    float *d = malloc(sizeof(float) * T * U);
+    int32_t *sum = malloc(sizeof(int32_t) * T * U);
+    for (int t = 0; t < T; t++) {
+        quant_q8a_quantize(x + (size_t)t * n, b + (size_t)t * U, n);
+        for (int u = 0; u < U; u++) {
+            const BlockQ8A *bk = &b[t * U + u];
+            for (int j = 0; j < 32; j++) qs[(size_t)t * n + (j / 16) * (n / 2) + u * 16 + j % 16] = bk->qs[j];
+            d[t * U + u] = bk->d, sum[t * U + u] = bk->sum;
+        }
+    }
+    CkQ8 q = {to_dev(qs, (size_t)T * n), to_dev(d, sizeof(float) * T * U), to_dev(sum, sizeof(int32_t) * T * U)};
+    free(qs), free(d), free(sum);
+    *blocks = b;
+    return q;
+}
+
+static void q8_free(CkQ8 q) {
+    cudaFree(q.qs), cudaFree(q.d), cudaFree(q.sum);
+}
+
+/* The GPU's 8-bit form of T rows of n values (CkQ8 layout) equals the CPU's quant_q8a_quantize of the
+ * same fp32 values exactly (same arithmetic); 0 when it does, else the first differing unit + 1. */
+static int q8_dev_matches(const CkQ8 *dq, const float *x, int T, int n) {
+    const int U = n / 32;
+    int8_t *qs = malloc((size_t)T * n);
+    float *d = malloc(sizeof(float) * T * U);
+    int32_t *sum = malloc(sizeof(int32_t) * T * U);
+    BlockQ8A *b = malloc(sizeof(BlockQ8A) * U);
+    from_dev(qs, dq->qs, (size_t)T * n);
+    from_dev(d, dq->d, sizeof(float) * T * U);
+    from_dev(sum, dq->sum, sizeof(int32_t) * T * U);
+    int bad = 0;
+    for (int t = 0; t < T && !bad; t++) {
+        quant_q8a_quantize(x + (size_t)t * n, b, n);
+        for (int u = 0; u < U && !bad; u++) {
+            if (b[u].d != d[t * U + u] || b[u].sum != sum[t * U + u]) bad = t * U + u + 1;
+            for (int j = 0; j < 32; j++)
+                if (b[u].qs[j] != qs[(size_t)t * n + (j / 16) * (n / 2) + u * 16 + j % 16]) bad = t * U + u + 1;
+        }
+    }
+    free(qs), free(d), free(sum), free(b);
+    return bad;
+}
+
 static const uint32_t TYPES[] = {QT_F32, QT_F16, QT_BF16, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1,
                                  QT_Q8_0, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
@@ -155,7 +205,7 @@ TEST(cuda_gemv_every_type) {
             void *dd = to_dev(deq, sizeof(float) * rows * cols);
             CkMat m = {type, dw, rows, cols, rb};
             const int accumulate = (int)(si % 2);
-            ck_gemv(&m, dx, T, dy, si % 3 ? db : NULL, accumulate, 0);
+            ck_gemv(&m, dx, NULL, T, dy, si % 3 ? db : NULL, accumulate, 0);
             from_dev(y, dy, sizeof(float) * T * rows);
             ck_dequant(&m, dd, 0, 0);
             from_dev(deq, dd, sizeof(float) * rows * cols);
@@ -181,39 +231,128 @@ TEST(cuda_gemv_every_type) {
                         FAIL("ck_gemv %s entry %d row %lld: %.7g, expected %.7g (tol %.3g)", where, t, (long long)r,
                              y[t * rows + r], ref, tol);
                 }
+            /* quantized weights against 8-bit activations: the CPU's quant_vec_dot on the same Q8A blocks
+             * (integer block sums are exact; only the order of the fp32 additions differs) */
+            BlockQ8A *xb8 = NULL;
+            CkQ8 dq = {0};
+            const int q8 = type != QT_F32 && type != QT_F16 && type != QT_BF16;
+            if (q8) {
+                dq = q8_to_dev(x, T, (int)cols, &xb8);
+                dw = to_dev(w, rb * rows), dx = to_dev(xl, sizeof(float) * T * cols);
+                db = to_dev(bias, sizeof(float) * rows), dy = to_dev(y0, sizeof(float) * T * rows);
+                m.data = dw;
+                ck_gemv(&m, dx, &dq, T, dy, si % 3 ? db : NULL, accumulate, 0);
+                from_dev(y, dy, sizeof(float) * T * rows);
+                cudaFree(dw), cudaFree(dx), cudaFree(db), cudaFree(dy);
+                for (int t = 0; t < T; t++)
+                    for (int64_t r = 0; r < rows; r++) {
+                        double ref = (si % 3 ? bias[r] : 0) + (accumulate ? y0[t * rows + r] : 0), mag = 0;
+                        ref += quant_vec_dot(type, w + r * rb, x + t * cols, xb8 + t * (cols / 32), cols);
+                        for (int64_t k = 0; k < cols; k++) mag += fabs((double)wf[r * cols + k] * x[t * cols + k]);
+                        const double err = fabs(y[t * rows + r] - ref), tol = 1e-5 * mag + 1e-6;
+                        if (err / tol > worst_rel) worst_rel = err / tol, worst_at = where;
+                        if (err > tol)
+                            FAIL("ck_gemv 8-bit %s entry %d row %lld: %.7g, expected %.7g (tol %.3g)", where, t,
+                                 (long long)r, y[t * rows + r], ref, tol);
+                    }
+            }
             /* gate (w) and up (a second weight) with SwiGLU in one pass, against the same references */
             size_t rb2;
             uint8_t *w2 = random_weight(type, rows, cols, &rb2);
             float *wf2 = malloc(sizeof(float) * rows * cols);
             for (int64_t r = 0; r < rows; r++) quant_dequantize_row(type, w2 + r * rb2, wf2 + r * cols, cols);
-            dw = to_dev(w, rb * rows);
-            void *dw2 = to_dev(w2, rb2 * rows);
-            dx = to_dev(xl, sizeof(float) * T * cols), dy = to_dev(y0, sizeof(float) * T * rows);
-            CkMat g = {type, dw, rows, cols, rb}, u = {type, dw2, rows, cols, rb2};
-            const int ok = ck_gemv_swiglu(&g, &u, dx, T, dy, 0) == 0;
-            from_dev(y, dy, sizeof(float) * T * rows);
-            cudaFree(dw), cudaFree(dw2), cudaFree(dx), cudaFree(dy);
-            if (!ok) FAIL("ck_gemv_swiglu refused %s", quant_name(type));
-            for (int t = 0; t < T; t++)
-                for (int64_t r = 0; r < rows; r++) {
-                    double gs = 0, us = 0, mg = 0, mu = 0;
-                    for (int64_t k = 0; k < cols; k++) {
-                        gs += (double)wf[r * cols + k] * x[t * cols + k], mg += fabs((double)wf[r * cols + k] * x[t * cols + k]);
-                        us += (double)wf2[r * cols + k] * x[t * cols + k], mu += fabs((double)wf2[r * cols + k] * x[t * cols + k]);
+            for (int bits8 = 0; bits8 <= q8; bits8++) {
+                dw = to_dev(w, rb * rows);
+                void *dw2 = to_dev(w2, rb2 * rows);
+                dx = to_dev(xl, sizeof(float) * T * cols), dy = to_dev(y0, sizeof(float) * T * rows);
+                CkMat g = {type, dw, rows, cols, rb}, u = {type, dw2, rows, cols, rb2};
+                const int ok = ck_gemv_swiglu(&g, &u, dx, bits8 ? &dq : NULL, T, dy, 0) == 0;
+                from_dev(y, dy, sizeof(float) * T * rows);
+                cudaFree(dw), cudaFree(dw2), cudaFree(dx), cudaFree(dy);
+                if (!ok) FAIL("ck_gemv_swiglu refused %s", quant_name(type));
+                for (int t = 0; t < T; t++)
+                    for (int64_t r = 0; r < rows; r++) {
+                        double gs = 0, us = 0, mg = 0, mu = 0;
+                        for (int64_t k = 0; k < cols; k++) {
+                            gs += (double)wf[r * cols + k] * x[t * cols + k], mg += fabs((double)wf[r * cols + k] * x[t * cols + k]);
+                            us += (double)wf2[r * cols + k] * x[t * cols + k], mu += fabs((double)wf2[r * cols + k] * x[t * cols + k]);
+                        }
+                        if (bits8) { /* the CPU's 8-bit dots */
+                            gs = quant_vec_dot(type, w + r * rb, x + t * cols, xb8 + t * (cols / 32), cols);
+                            us = quant_vec_dot(type, w2 + r * rb2, x + t * cols, xb8 + t * (cols / 32), cols);
+                        }
+                        const double ref = gs / (1.0 + exp(-gs)) * us;
+                        const double tol = (1e-5 * mg + 1e-6) * (fabs(us) + 1e-5 * mu) + fabs(gs) * (1e-5 * mu + 1e-6) + 1e-6;
+                        /* the output is the down projection's input: the GEMV layout */
+                        const float got = y[t * rows + gemv_at((int)r, (int)rows)];
+                        if (fabs(got - ref) > tol)
+                            FAIL("ck_gemv_swiglu%s %s entry %d row %lld: %.7g, expected %.7g (tol %.3g)",
+                                 bits8 ? " 8-bit" : "", where, t, (long long)r, got, ref, tol);
                     }
-                    const double ref = gs / (1.0 + exp(-gs)) * us;
-                    const double tol = (1e-5 * mg + 1e-6) * (fabs(us) + 1e-5 * mu) + fabs(gs) * (1e-5 * mu + 1e-6) + 1e-6;
-                    /* the output is the down projection's input: the GEMV layout */
-                    const float got = y[t * rows + gemv_at((int)r, (int)rows)];
-                    if (fabs(got - ref) > tol)
-                        FAIL("ck_gemv_swiglu %s entry %d row %lld: %.7g, expected %.7g (tol %.3g)", where, t, (long long)r,
-                             got, ref, tol);
-                }
+            }
+            if (q8) q8_free(dq);
+            free(xb8);
             free(w2), free(wf2);
             free(w), free(wf), free(x), free(xl), free(bias), free(y0), free(y), free(deq);
         }
     }
     fprintf(stderr, "  gemv: worst error %.3f of the tolerance (%s)\n", worst_rel, worst_at);
+}
+
+/* Q, K and V in one launch (ck_gemv_multi) give bit for bit the results of three ck_gemv launches, with 8-bit
+ * and fp32 activations; weights of different types are refused. */
+TEST(cuda_gemv_multi) {
+    NEED_DEVICE();
+    const uint32_t types[] = {QT_Q4_K, QT_Q8_0, QT_Q5_0, QT_F16};
+    const int64_t rows[3] = {96, 33, 33};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t type = types[ti];
+        const int64_t cols = 512;
+        const int T = 3;
+        float *x = malloc(sizeof(float) * T * cols);
+        for (int64_t i = 0; i < T * cols; i++) x[i] = frand();
+        float *xl = to_gemv_layout(x, T, (int)cols);
+        BlockQ8A *xb8;
+        CkQ8 dq = q8_to_dev(x, T, (int)cols, &xb8);
+        void *dx = to_dev(xl, sizeof(float) * T * cols);
+        CkMat m[3];
+        void *dw[3], *db[3], *dy[3], *dr[3];
+        uint8_t *w[3];
+        for (int i = 0; i < 3; i++) {
+            size_t rb;
+            w[i] = random_weight(type, rows[i], cols, &rb);
+            float *bias = malloc(sizeof(float) * rows[i]);
+            for (int64_t r = 0; r < rows[i]; r++) bias[r] = frand();
+            dw[i] = to_dev(w[i], rb * rows[i]), db[i] = to_dev(bias, sizeof(float) * rows[i]);
+            cudaMalloc(&dy[i], sizeof(float) * T * rows[i]), cudaMalloc(&dr[i], sizeof(float) * T * rows[i]);
+            m[i] = (CkMat){type, dw[i], rows[i], cols, rb};
+            free(bias);
+        }
+        for (int bits8 = 0; bits8 < 2; bits8++) {
+            const CkQ8 *q = bits8 ? &dq : NULL;
+            const CkGemvOut outs[3] = {{&m[0], dy[0], db[0]}, {&m[1], dy[1], NULL}, {&m[2], dy[2], db[2]}};
+            if (ck_gemv_multi(outs, 3, dx, q, T, 0, 0)) FAIL("ck_gemv_multi refused three %s weights", quant_name(type));
+            ck_gemv(&m[0], dx, q, T, dr[0], db[0], 0, 0);
+            ck_gemv(&m[1], dx, q, T, dr[1], NULL, 0, 0);
+            ck_gemv(&m[2], dx, q, T, dr[2], db[2], 0, 0);
+            for (int i = 0; i < 3; i++) {
+                float *a = malloc(sizeof(float) * T * rows[i]), *b = malloc(sizeof(float) * T * rows[i]);
+                from_dev(a, dy[i], sizeof(float) * T * rows[i]);
+                from_dev(b, dr[i], sizeof(float) * T * rows[i]);
+                const int same = !memcmp(a, b, sizeof(float) * T * rows[i]);
+                free(a), free(b);
+                if (!same) FAIL("ck_gemv_multi %s output %d (8-bit %d) differs from ck_gemv", quant_name(type), i, bits8);
+            }
+        }
+        CkMat other = m[1];
+        other.type = type == QT_Q8_0 ? QT_Q4_0 : QT_Q8_0;
+        const CkGemvOut mixed[2] = {{&m[0], dy[0], NULL}, {&other, dy[1], NULL}};
+        if (ck_gemv_multi(mixed, 2, dx, NULL, T, 0, 0) != -1) FAIL("ck_gemv_multi took weights of two types");
+        cudaError_t e = cudaGetLastError();
+        for (int i = 0; i < 3; i++) cudaFree(dw[i]), cudaFree(db[i]), cudaFree(dy[i]), cudaFree(dr[i]), free(w[i]);
+        cudaFree(dx), q8_free(dq), free(x), free(xl), free(xb8);
+        if (e != cudaSuccess) FAIL("%s: %s", quant_name(type), cudaGetErrorString(e));
+    }
 }
 
 /* Embedding rows (any type) against quant_dequantize_row; exact up to fma contraction (1e-6 relative). */
@@ -257,9 +396,21 @@ TEST(cuda_rmsnorm_swiglu) {
         void *dx = to_dev(x, sizeof(float) * T * dim), *dw = to_dev(w, sizeof(float) * dim);
         void *dy = to_dev(y, sizeof(float) * T * dim), *ds = to_dev(src, sizeof src);
         /* the GEMV input layout first (then y back row-major for the swiglu below), and its conversion */
+        CkQ8 dq = {0};
+        float *rm = malloc(sizeof(float) * T * dim);
+        if (dim % 32 == 0) { /* the 8-bit form too, equal to the CPU's quantization of the fp32 output */
+            dq.qs = to_dev(x, (size_t)T * dim), dq.d = to_dev(x, sizeof(float) * T * dim / 32);
+            dq.sum = to_dev(x, sizeof(int32_t) * T * dim / 32);
+        }
         for (int layout = 1; layout >= 0; layout--) {
-            ck_rmsnorm(dx, ds, dw, dy, T, dim, 1e-6f, layout, 0);
+            ck_rmsnorm(dx, ds, dw, dy, T, dim, 1e-6f, layout, layout && dq.qs ? &dq : NULL, 0);
             from_dev(y, dy, sizeof(float) * T * dim);
+            if (layout && dq.qs) {
+                for (int t = 0; t < T; t++)
+                    for (int i = 0; i < dim; i++) rm[t * dim + i] = y[t * dim + gemv_at(i, dim)];
+                const int bad = q8_dev_matches(&dq, rm, T, dim);
+                if (bad) FAIL("ck_rmsnorm dim %d: 8-bit unit %d differs from quant_q8a_quantize", dim, bad - 1);
+            }
             for (int t = 0; t < T; t++) {
                 op_rmsnorm(ref, x + (size_t)src[t] * dim, w, dim, 1e-6f);
                 for (int i = 0; i < dim; i++) {
@@ -274,9 +425,15 @@ TEST(cuda_rmsnorm_swiglu) {
         void *dl = to_dev(yl, sizeof(float) * T * dim);
         ck_to_gemv_layout(dx, dl, T, dim, 0);
         from_dev(yl, dl, sizeof(float) * T * dim);
-        cudaFree(dl);
         if (memcmp(xl, yl, sizeof(float) * T * dim)) FAIL("ck_to_gemv_layout dim %d differs from the layout's definition", dim);
-        free(xl), free(yl);
+        if (dq.qs) {
+            ck_quantize_q8(dl, &dq, T, dim, 0);
+            const int bad = q8_dev_matches(&dq, x, T, dim);
+            if (bad) FAIL("ck_quantize_q8 dim %d: unit %d differs from quant_q8a_quantize", dim, bad - 1);
+            q8_free(dq);
+        }
+        cudaFree(dl);
+        free(xl), free(yl), free(rm);
         /* swiglu over the same buffers: gate = x, up = y */
         float *g = malloc(sizeof(float) * T * dim);
         memcpy(g, x, sizeof(float) * T * dim);
@@ -343,7 +500,13 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
     CkKV kv = {dks, dvs, dtab, pages_per_slot, page_size, n_pages, dpos, dseq};
     ck_rope_kv(dq, dk, dv, dinv, T, n_heads, n_kv_heads, head_dim, rope_dim, rope_style, &kv, layer, 0);
     const int layout = head_dim == 128; /* the GEMV input layout for the head_dim 128 cases */
-    ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, layout, 0);
+    CkQ8 oq = {0}; /* and the 8-bit form in those cases */
+    if (layout) {
+        oq.qs = to_dev(out, (size_t)T * q_dim), oq.d = to_dev(out, sizeof(float) * T * q_dim / 32);
+        oq.sum = to_dev(out, sizeof(int32_t) * T * q_dim / 32);
+    }
+    ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, layout,
+                 layout ? &oq : NULL, 0);
     float *gq = malloc(sizeof(float) * T * q_dim);
     from_dev(gq, dq, sizeof(float) * T * q_dim);
     from_dev(out, dout, sizeof(float) * T * q_dim);
@@ -353,6 +516,14 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
             for (int i = 0; i < q_dim; i++) rm[(size_t)t * q_dim + i] = out[(size_t)t * q_dim + gemv_at(i, q_dim)];
         memcpy(out, rm, sizeof(float) * T * q_dim);
         free(rm);
+        const int bad = q8_dev_matches(&oq, out, T, q_dim);
+        q8_free(oq);
+        if (bad) {
+            test_fail_at(__FILE__, __LINE__, "attention head_dim %d: 8-bit unit %d differs from quant_q8a_quantize",
+                         head_dim, bad - 1);
+            free(table), free(ks), free(vs), free(pos), free(seq), free(q), free(k), free(v), free(out);
+            return;
+        }
     }
     from_dev(ks, dks, 2 * store);
     from_dev(vs, dvs, 2 * store);

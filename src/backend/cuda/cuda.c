@@ -6,7 +6,9 @@
  *
  * Matrix products: fused dequantize-and-dot kernels (kernels.cu) for up to GEMV_MAX_T entries; beyond that
  * the weight is dequantized to fp16 and multiplied on the tensor cores by cuBLAS (loaded with dlopen at
- * creation, so the binary starts without it on machines that have no GPU).
+ * creation, so the binary starts without it on machines that have no GPU). In the GEMV kernels quantized
+ * weights meet activations quantized to 8 bits per 32 values, as on the CPU (the kernels that produce a
+ * product's input write both forms); ORCD_CUDA_EXACT=1 keeps fp32 activations (the CPU's --exact).
  *
  * A step whose entries all want logits and fit the GEMV path (decode) is captured once as a CUDA graph per
  * (entries, attention splits, output kind) and replayed; its inputs (tokens, positions, slots, page table)
@@ -113,6 +115,9 @@ typedef struct CudaBackend {
     float *x, *xb, *q, *k, *v, *hb, *hb2, *logits, *inv_freq, *lp, *part;
     void *wtmp, *xh;                /* dequantized weight (fp16 or fp32), fp16 activations */
     void *argmax_scratch;
+    CkQ8 xq;                        /* 8-bit GEMV inputs (qs NULL in exact mode) */
+    float *pinned;                  /* the caller's logits buffer, page-locked (pin_logits) */
+    size_t pinned_bytes;
     size_t wtmp_bytes;
     int32_t *d_in, *d_ids;          /* inputs: token, pos, seq, out rows (max_batch each), then the page table */
     int table_ints;                 /* page table entries d_in holds */
@@ -183,6 +188,11 @@ static int cuda_profile(Backend *base, int on, char *report, size_t len) {
 #define in_rows(s, base) ((base) + 3 * (s)->max_batch)
 #define in_table(s, base) ((base) + 4 * (s)->max_batch)
 
+/* The 8-bit activations for the GEMV kernels, or NULL in exact mode (ORCD_CUDA_EXACT=1). */
+static const CkQ8 *q8_of(const CudaBackend *s) {
+    return s->xq.qs ? &s->xq : NULL;
+}
+
 static int is_float_type(uint32_t t) {
     return t == QT_F32 || t == QT_F16 || t == QT_BF16;
 }
@@ -190,7 +200,7 @@ static int is_float_type(uint32_t t) {
 /* y (T, rows) = x (T, cols) W^T (+ bias) (+ y). */
 static void matmul(CudaBackend *s, const CkMat *w, const float *x, int T, float *y, const float *bias, int accumulate) {
     if (T <= GEMV_MAX_T) {
-        ck_gemv(w, x, T, y, bias, accumulate, s->stream);
+        ck_gemv(w, x, q8_of(s), T, y, bias, accumulate, s->stream);
         return;
     }
     const int m = (int)w->rows, k = (int)w->cols;
@@ -228,7 +238,7 @@ static void enqueue_head(CudaBackend *s, int r0, int n, int argmax) {
     const Config *c = s->c;
     mark(s, P_NORM);
     ck_rmsnorm(s->x, in_rows(s, s->d_in) + r0, s->output_norm, s->xb, n, c->dim, c->norm_eps, n <= GEMV_MAX_T,
-               s->stream);
+               n <= GEMV_MAX_T ? q8_of(s) : NULL, s->stream);
     mark(s, P_HEAD);
     matmul(s, &s->output, s->xb, n, s->logits, NULL, 0);
     if (argmax) {
@@ -246,6 +256,7 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
     const Config *c = s->c;
     const int dim = c->dim;
     const int gemv = T <= GEMV_MAX_T; /* the products take the GEMV kernels and their input layout */
+    const CkQ8 *q8 = gemv ? q8_of(s) : NULL;
     int32_t *d_tok = in_token(s, s->d_in), *d_pos = in_pos(s, s->d_in), *d_seq = in_seq(s, s->d_in);
     mark(s, P_EMBED);
     ck_embed(&s->embd, d_tok, T, s->x, s->stream);
@@ -253,11 +264,16 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
     for (int l = 0; l < c->n_layers; l++) {
         const CudaLayer *L = &s->layers[l];
         mark(s, P_NORM);
-        ck_rmsnorm(s->x, NULL, L->attn_norm, s->xb, T, dim, c->norm_eps, gemv, s->stream);
+        ck_rmsnorm(s->x, NULL, L->attn_norm, s->xb, T, dim, c->norm_eps, gemv, q8, s->stream);
         mark(s, P_QKV);
-        matmul(s, &L->wq, s->xb, T, s->q, L->bq, 0);
-        matmul(s, &L->wk, s->xb, T, s->k, L->bk, 0);
-        matmul(s, &L->wv, s->xb, T, s->v, L->bv, 0);
+        const CkGemvOut qkv[3] = {{&L->wq, s->q, L->bq}, {&L->wk, s->k, L->bk}, {&L->wv, s->v, L->bv}};
+        if (!gemv || ck_gemv_multi(qkv, 3, s->xb, q8, T, 0, s->stream)) { /* one launch, else Q and K in one */
+            if (!gemv || ck_gemv_multi(qkv, 2, s->xb, q8, T, 0, s->stream)) {
+                matmul(s, &L->wq, s->xb, T, s->q, L->bq, 0);
+                matmul(s, &L->wk, s->xb, T, s->k, L->bk, 0);
+            }
+            matmul(s, &L->wv, s->xb, T, s->v, L->bv, 0);
+        }
         for (int t0 = 0; t0 < T; t0 += ATTN_CHUNK) {
             const int n = T - t0 < ATTN_CHUNK ? T - t0 : ATTN_CHUNK;
             CkKV kv = {s->k_store, s->v_store, in_table(s, s->d_in), pages_per_slot, s->base.opt.page_size,
@@ -268,21 +284,22 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
                        l, s->stream);
             mark(s, P_ATTN);
             ck_attention(s->q + (size_t)t0 * s->q_dim, s->xb + (size_t)t0 * s->q_dim, s->part, splits, split_len, n,
-                         c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, gemv, s->stream);
+                         c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, gemv, q8, s->stream);
         }
         mark(s, P_WO);
         matmul(s, &L->wo, s->xb, T, s->x, NULL, 1);
         mark(s, P_NORM);
-        ck_rmsnorm(s->x, NULL, L->ffn_norm, s->xb, T, dim, c->norm_eps, gemv, s->stream);
+        ck_rmsnorm(s->x, NULL, L->ffn_norm, s->xb, T, dim, c->norm_eps, gemv, q8, s->stream);
         mark(s, P_GATE_UP);
         const float *h = s->hb;
-        if (!gemv || ck_gemv_swiglu(&L->gate, &L->up, s->xb, T, s->hb, s->stream)) {
+        if (!gemv || ck_gemv_swiglu(&L->gate, &L->up, s->xb, q8, T, s->hb, s->stream)) {
             matmul(s, &L->gate, s->xb, T, s->hb, NULL, 0);
             matmul(s, &L->up, s->xb, T, s->hb2, NULL, 0);
             mark(s, P_SWIGLU);
             ck_swiglu(s->hb, s->hb2, (size_t)T * c->hidden_dim, s->stream);
             if (gemv) ck_to_gemv_layout(s->hb, s->hb2, T, c->hidden_dim, s->stream), h = s->hb2;
         }
+        if (q8) ck_quantize_q8(h, q8, T, c->hidden_dim, s->stream);
         mark(s, P_DOWN);
         matmul(s, &L->down, h, T, s->x, NULL, 1);
         if (hidden)
@@ -291,6 +308,19 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
     }
     if (n_out > 0) enqueue_head(s, 0, n_out, argmax);
     else mark(s, -1);
+}
+
+/* The caller's logits buffer is page-locked once (cudaHostRegister), so that copying a step's logits (64
+ * rows of a 152K vocabulary: 39 MB) runs at the link's speed rather than through a staging copy. Again
+ * when the buffer or a larger size comes; nothing when registration fails (the copy still works). */
+static void pin_logits(CudaBackend *s, float *logits, size_t bytes) {
+    if (logits == s->pinned && bytes <= s->pinned_bytes) return;
+    if (s->pinned) cudaHostUnregister(s->pinned);
+    s->pinned = NULL, s->pinned_bytes = 0;
+    if (bytes && cudaHostRegister(logits, bytes, cudaHostRegisterDefault) == cudaSuccess)
+        s->pinned = logits, s->pinned_bytes = bytes;
+    else
+        cudaGetLastError(); /* clear it: a failed registration is not an error of the step */
 }
 
 /* The step inputs for page tables of this width (sized once; again only if the width grows). */
@@ -379,9 +409,9 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
         memcpy(ids, s->h_ids, (size_t)n_out * sizeof(int32_t));
         if (logprobs) memcpy(logprobs, s->h_lp, (size_t)n_out * sizeof(float));
     } else {
-        if (n_out)
-            CU(cudaMemcpyAsync(logits, s->logits, (size_t)n_out * s->c->vocab_size * sizeof(float),
-                               cudaMemcpyDeviceToHost, s->stream), "copy logits");
+        const size_t bytes = (size_t)n_out * s->c->vocab_size * sizeof(float);
+        pin_logits(s, logits, bytes);
+        if (n_out) CU(cudaMemcpyAsync(logits, s->logits, bytes, cudaMemcpyDeviceToHost, s->stream), "copy logits");
         CU(cudaStreamSynchronize(s->stream), "forward");
     }
     prof_collect(s);
@@ -403,12 +433,14 @@ static void cuda_free(Backend *base) {
     CudaBackend *s = (CudaBackend *)base;
     if (!s) return;
     if (s->stream) cudaStreamSynchronize(s->stream);
+    if (s->pinned) cudaHostUnregister(s->pinned);
     for (int i = 0; i < s->n_graphs; i++) cudaGraphExecDestroy(s->graphs[i].exec);
     for (int i = 0; i < PROF_EVENTS && s->prof.ev[i]; i++) cudaEventDestroy(s->prof.ev[i]);
     if (s->cb.h) s->cb.destroy(s->cb.h);
     if (s->cb.lib) dlclose(s->cb.lib);
     void *dev[] = {s->weights, s->k_store, s->v_store, s->x, s->xb, s->q, s->k, s->v, s->hb, s->hb2, s->logits,
-                   s->inv_freq, s->lp, s->part, s->wtmp, s->xh, s->d_in, s->d_ids, s->argmax_scratch};
+                   s->inv_freq, s->lp, s->part, s->wtmp, s->xh, s->d_in, s->d_ids, s->argmax_scratch, s->xq.qs,
+                   s->xq.d, s->xq.sum};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
     cudaFreeHost(s->h_in), cudaFreeHost(s->h_ids), cudaFreeHost(s->h_lp);
     if (s->stream) cudaStreamDestroy(s->stream);
@@ -620,6 +652,15 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->argmax_scratch = dev_alloc(ck_argmax_scratch(s->n_logits_rows), &scratch, &failed);
     s->wtmp = dev_alloc(s->wtmp_bytes, &scratch, &failed);
     s->xh = dev_alloc(T * s->widest_in * 2, &scratch, &failed);
+    const char *exact = getenv("ORCD_CUDA_EXACT");
+    if (!(exact && *exact == '1')) {
+        const size_t q8_rows = T < GEMV_MAX_T ? T : GEMV_MAX_T, units = q8_rows * (size_t)(s->widest_in / 32);
+        s->xq.qs = dev_alloc(q8_rows * s->widest_in, &scratch, &failed);
+        s->xq.d = dev_alloc(units * sizeof(float), &scratch, &failed);
+        s->xq.sum = dev_alloc(units * sizeof(int32_t), &scratch, &failed);
+    } else {
+        log_info("cuda: exact mode (ORCD_CUDA_EXACT=1): fp32 activations in every product");
+    }
     const size_t chunk = (size_t)(opt->max_batch < ATTN_CHUNK ? opt->max_batch : ATTN_CHUNK);
     s->part = dev_alloc(chunk * c->n_heads * CK_ATTN_MAX_SPLITS * (c->head_dim + 2) * sizeof(float), &scratch, &failed);
     if (failed || cudaMallocHost((void **)&s->h_ids, (size_t)s->n_logits_rows * sizeof(int32_t)) != cudaSuccess ||

@@ -256,6 +256,162 @@ template <> __device__ __forceinline__ void unit_load<QT_Q3_K>(const uint8_t *ro
     }
 }
 
+/* ---- units as integers, for the dot with 8-bit activations (the CPU's formulas, src/quant/dot.c) ----
+ * A unit's 32 weights become 32 int8 values q (w[k] holds values 4k .. 4k+3) with
+ *   value i = s0 * q_i + m0   (i < 16),   s1 * q_i + m1   (i >= 16)
+ * so that its dot with activations da * a is da * (s0 sum_lo q a + s1 sum_hi q a + m0 sum_lo a + m1 sum_hi a).
+ * Types with one scale for the whole unit (Int8Traits::split false) leave s1 and m1 unset, types without
+ * a minimum (Int8Traits::min false) leave m0 and m1 unset. */
+struct UnitI8 {
+    int w[8];
+    float s0, s1, m0, m1;
+};
+
+template <int T> struct Int8Traits {
+    static constexpr bool split = T == QT_Q2_K || T == QT_Q3_K || T == QT_Q6_K; /* two 16-value scales */
+    static constexpr bool min = T == QT_Q4_0 || T == QT_Q4_1 || T == QT_Q5_0 || T == QT_Q5_1 || T == QT_Q2_K ||
+                                T == QT_Q4_K || T == QT_Q5_K;
+};
+
+/* the low 4 bits of b, one per byte, at bit 0 of bytes 0..3 */
+__device__ __forceinline__ int spread4(uint32_t b) {
+    return (int)((b * 0x00204081u) & 0x01010101u);
+}
+
+template <int T> __device__ __forceinline__ void unit_int8(const uint8_t *row, int u, UnitI8 &o);
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q4_0>(const uint8_t *row, int u, UnitI8 &o) {
+    const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_0);
+    uint32_t q[4];
+    load16_a2(b + 2, q);
+#pragma unroll
+    for (int k = 0; k < 4; k++) o.w[k] = (int)(q[k] & 0x0F0F0F0Fu), o.w[k + 4] = (int)((q[k] >> 4) & 0x0F0F0F0Fu);
+    o.s0 = h2f(b), o.m0 = -8.0f * o.s0;
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q4_1>(const uint8_t *row, int u, UnitI8 &o) {
+    const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_1);
+    uint32_t q[4];
+    load16_a2(b + 4, q);
+#pragma unroll
+    for (int k = 0; k < 4; k++) o.w[k] = (int)(q[k] & 0x0F0F0F0Fu), o.w[k + 4] = (int)((q[k] >> 4) & 0x0F0F0F0Fu);
+    o.s0 = h2f(b), o.m0 = h2f(b + 2);
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q5_0>(const uint8_t *row, int u, UnitI8 &o) {
+    const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_0);
+    const uint32_t qh = (uint32_t)(b[2] | b[3] << 8) | (uint32_t)(b[4] | b[5] << 8) << 16;
+    uint32_t q[4];
+    load16_a2(b + 6, q);
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        o.w[k] = (int)(q[k] & 0x0F0F0F0Fu) | spread4(qh >> (4 * k) & 15) << 4;
+        o.w[k + 4] = (int)((q[k] >> 4) & 0x0F0F0F0Fu) | spread4(qh >> (16 + 4 * k) & 15) << 4;
+    }
+    o.s0 = h2f(b), o.m0 = -16.0f * o.s0;
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q5_1>(const uint8_t *row, int u, UnitI8 &o) {
+    const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_1);
+    const uint32_t qh = (uint32_t)(b[4] | b[5] << 8) | (uint32_t)(b[6] | b[7] << 8) << 16;
+    uint32_t q[4];
+    load16_a2(b + 8, q);
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        o.w[k] = (int)(q[k] & 0x0F0F0F0Fu) | spread4(qh >> (4 * k) & 15) << 4;
+        o.w[k + 4] = (int)((q[k] >> 4) & 0x0F0F0F0Fu) | spread4(qh >> (16 + 4 * k) & 15) << 4;
+    }
+    o.s0 = h2f(b), o.m0 = h2f(b + 2);
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q8_0>(const uint8_t *row, int u, UnitI8 &o) {
+    const uint8_t *b = row + (size_t)u * sizeof(BlockQ8_0);
+    load16_a2(b + 2, (uint32_t *)o.w);
+    load16_a2(b + 18, (uint32_t *)o.w + 4);
+    o.s0 = h2f(b);
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q4_K>(const uint8_t *row, int u, UnitI8 &o) {
+    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ4_K);
+    const int j = u & 7, shift = 4 * (j & 1);
+    float sc, m;
+    k4_scale_min(b + 4, j, &sc, &m);
+    uint32_t q[8];
+    load32_a16(b + 16 + 32 * (j >> 1), q);
+#pragma unroll
+    for (int k = 0; k < 8; k++) o.w[k] = (int)((q[k] >> shift) & 0x0F0F0F0Fu);
+    o.s0 = h2f(b) * sc, o.m0 = -(h2f(b + 2) * m);
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q5_K>(const uint8_t *row, int u, UnitI8 &o) {
+    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ5_K);
+    const int j = u & 7, shift = 4 * (j & 1);
+    float sc, m;
+    k4_scale_min(b + 4, j, &sc, &m);
+    uint32_t q[8], h[8];
+    load32_a16(b + 48 + 32 * (j >> 1), q);
+    load32_a16(b + 16, h);
+#pragma unroll
+    for (int k = 0; k < 8; k++) o.w[k] = (int)((q[k] >> shift) & 0x0F0F0F0Fu) | (int)((h[k] >> j) & 0x01010101u) << 4;
+    o.s0 = h2f(b) * sc, o.m0 = -(h2f(b + 2) * m);
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q6_K>(const uint8_t *row, int u, UnitI8 &o) {
+    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ6_K);
+    const int j = u & 7, half = j >> 2, k4 = j & 3;
+    const float d = h2f(b + 208);
+    const int8_t *sc = (const int8_t *)(b + 192) + 8 * half + 2 * k4;
+    uint32_t ql[8], qh[8];
+    const uint8_t *pl = b + 64 * half + 32 * (k4 & 1);
+    load16_a2(pl, ql);
+    load16_a2(pl + 16, ql + 4);
+    load16_a2(b + 128 + 32 * half, qh);
+    load16_a2(b + 128 + 32 * half + 16, qh + 4);
+    const int lshift = 4 * (k4 >> 1), hshift = 2 * k4;
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        o.w[k] = (int)__vsub4(((ql[k] >> lshift) & 0x0F0F0F0Fu) | ((qh[k] >> hshift) & 0x03030303u) << 4, 0x20202020u);
+    o.s0 = d * (float)sc[0], o.s1 = d * (float)sc[1];
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q2_K>(const uint8_t *row, int u, UnitI8 &o) {
+    const uint8_t *b = row + (size_t)(u >> 3) * 84;
+    const int k8 = u & 7, h = k8 >> 2, s = k8 & 3;
+    const float d = h2f(b + 80), dmin = h2f(b + 82);
+    const int sc0 = b[2 * k8], sc1 = b[2 * k8 + 1];
+    uint32_t q[8];
+    load16_a2(b + 16 + 32 * h, q);
+    load16_a2(b + 32 + 32 * h, q + 4);
+#pragma unroll
+    for (int k = 0; k < 8; k++) o.w[k] = (int)((q[k] >> (2 * s)) & 0x03030303u);
+    o.s0 = d * (float)(sc0 & 0x0F), o.m0 = -(dmin * (float)(sc0 >> 4));
+    o.s1 = d * (float)(sc1 & 0x0F), o.m1 = -(dmin * (float)(sc1 >> 4));
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q3_K>(const uint8_t *row, int u, UnitI8 &o) {
+    const uint8_t *b = row + (size_t)(u >> 3) * 110;
+    const int k8 = u & 7, h = k8 >> 2, s = k8 & 3;
+    const float d = h2f(b + 108);
+    const uint8_t *scales = b + 96;
+    float dl[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int g = 2 * k8 + i;
+        const int lo = (scales[g % 8] >> (g < 8 ? 0 : 4)) & 0x0F;
+        const int hi = (scales[8 + g % 4] >> (2 * (g / 4))) & 3;
+        dl[i] = d * (float)((lo | hi << 4) - 32);
+    }
+    uint32_t q[8], hm[8];
+    load16_a2(b + 32 + 32 * h, q);
+    load16_a2(b + 48 + 32 * h, q + 4);
+    load16_a2(b, hm);
+    load16_a2(b + 16, hm + 4);
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        o.w[k] = (int)__vsub4(((q[k] >> (2 * s)) & 0x03030303u) | ((hm[k] >> k8) & 0x01010101u) << 2, 0x04040404u);
+    o.s0 = dl[0], o.s1 = dl[1];
+}
+
 /* Call F<T>::run(args...) for a run-time type id; returns false for a type without a device layout. */
 #define ORCD_FOR_EACH_DEVICE_TYPE(X)                                                                           \
     X(QT_F32) X(QT_F16) X(QT_BF16) X(QT_Q4_0) X(QT_Q4_1) X(QT_Q5_0) X(QT_Q5_1) X(QT_Q8_0) X(QT_Q2_K) X(QT_Q3_K) \

@@ -40,11 +40,68 @@ __device__ float block_sum(float v) {
     return warp_sum(v);
 }
 
+static unsigned blocks_for(int64_t n, int per_block) {
+    return (unsigned)((n + per_block - 1) / per_block);
+}
+
 /* Where value i of an activation row of n values lives in the GEMV input layout (kernels.h): value j of
  * unit u (i = 32u + j) at (j / 4) * n / 8 + 4u + j % 4, so that consecutive lanes reading consecutive units
  * read consecutive 16-byte groups. Rows whose length is not a multiple of 32 stay row-major. */
 __device__ __forceinline__ int xi_at(int i, int n) {
     return n % 32 ? i : (i & 31) / 4 * (n / 8) + (i >> 5) * 4 + (i & 3);
+}
+
+/* ---- 8-bit activations (kernels.h's CkQ8; the arithmetic of quant_q8a_quantize) ---- */
+
+__device__ __forceinline__ int8_t q8_round(float v) {
+    if (!(v >= -127.0f)) v = -127.0f; /* NaN too, as on the CPU */
+    if (v > 127.0f) v = 127.0f;
+    int t = (int)v;
+    const float frac = v - (float)t;
+    t += (frac >= 0.5f) - (frac <= -0.5f);
+    return (int8_t)t;
+}
+
+/* The warp holds unit u of a row (lane i: value i); it writes the unit's 8-bit form into q's row t
+ * (the row has n values). Every lane of the warp must call it. */
+__device__ __forceinline__ void q8_store_unit(float v, int lane, const CkQ8 &q, int t, int n, int u) {
+    const float amax = warp_max(fabsf(v)); /* fmaxf skips NaN, as the CPU's comparison does */
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const int8_t c = q8_round(v * id);
+    const int sum = __reduce_add_sync(0xffffffffu, (int)c);
+    q.qs[(size_t)t * n + (lane >> 4) * (n / 2) + u * 16 + (lane & 15)] = c;
+    if (lane == 0) q.d[(size_t)t * (n / 32) + u] = d, q.sum[(size_t)t * (n / 32) + u] = sum;
+}
+
+__global__ void quantize_q8_kernel(const float *x, CkQ8 q, int n) {
+    const int lane = threadIdx.x % WARP, u = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP, t = blockIdx.y;
+    if (u >= n / 32) return;
+    q8_store_unit(x[(size_t)t * n + xi_at(u * 32 + lane, n)], lane, q, t, n, u);
+}
+
+extern "C" void ck_quantize_q8(const float *x, const CkQ8 *q, int T, int n, cudaStream_t s) {
+    quantize_q8_kernel<<<dim3(blocks_for(n / 32, 4), T), 4 * WARP, 0, s>>>(x, *q, n);
+}
+
+/* dot of a unit of weights (as integers) with unit u of 8-bit activation row t */
+template <int T>
+__device__ __forceinline__ float dot_q8(const UnitI8 &w, const CkQ8 &q, int t, int n, int u) {
+    const int8_t *qs = q.qs + (size_t)t * n;
+    const int4 a0 = *(const int4 *)(qs + u * 16), a1 = *(const int4 *)(qs + n / 2 + u * 16);
+    int lo = 0, hi = 0;
+    lo = __dp4a(w.w[0], a0.x, lo), lo = __dp4a(w.w[1], a0.y, lo), lo = __dp4a(w.w[2], a0.z, lo), lo = __dp4a(w.w[3], a0.w, lo);
+    hi = __dp4a(w.w[4], a1.x, hi), hi = __dp4a(w.w[5], a1.y, hi), hi = __dp4a(w.w[6], a1.z, hi), hi = __dp4a(w.w[7], a1.w, hi);
+    const size_t b = (size_t)t * (n / 32) + u;
+    float r = Int8Traits<T>::split ? w.s0 * (float)lo + w.s1 * (float)hi : w.s0 * (float)(lo + hi);
+    if constexpr (T == QT_Q2_K) {
+        int slo = 0;
+        slo = __dp4a(0x01010101, a0.x, slo), slo = __dp4a(0x01010101, a0.y, slo);
+        slo = __dp4a(0x01010101, a0.z, slo), slo = __dp4a(0x01010101, a0.w, slo);
+        r += w.m0 * (float)slo + w.m1 * (float)(q.sum[b] - slo);
+    } else if constexpr (Int8Traits<T>::min) {
+        r += w.m0 * (float)q.sum[b];
+    }
+    return q.d[b] * r;
 }
 
 extern "C" int ck_type_supported(uint32_t type) {
@@ -94,9 +151,6 @@ template <int T> __global__ void dequant_kernel(const uint8_t *w, size_t row_byt
     }
 }
 
-static unsigned blocks_for(int64_t n, int per_block) {
-    return (unsigned)((n + per_block - 1) / per_block);
-}
 
 extern "C" void ck_embed(const CkMat *emb, const int32_t *token, int T, float *x, cudaStream_t s) {
     const int64_t n = (int64_t)T * (emb->cols / 32);
@@ -198,17 +252,33 @@ template <int T> __device__ __forceinline__ const uint8_t *chunk_src(const uint8
 /* Quantized rows are read a warp-wide chunk at a time (32 units, contiguous bytes) with coalesced 32-bit
  * loads into shared memory, then each lane decodes its unit from there; float rows are read directly
  * (their units are 16-byte aligned). */
-template <int T, int NT>
+/* Up to CK_GEMV_MAX_OUT weights of one type and row length in one launch: weight i's rows are the
+ * launch's rows end[i-1] .. end[i] (unused entries: end repeats the last), its results go to y[i]
+ * (T, rows_i), plus bias[i] when set. */
+struct GemvOuts {
+    const uint8_t *w[CK_GEMV_MAX_OUT];
+    const float *bias[CK_GEMV_MAX_OUT];
+    float *y[CK_GEMV_MAX_OUT];
+    int end[CK_GEMV_MAX_OUT];
+    int n;
+};
+
+template <int T, int NT, bool Q8>
 __global__ void __launch_bounds__(GEMV_WARPS *WARP)
-    gemv_kernel(const uint8_t *w, size_t row_bytes, int rows, int cols, const float *x, float *y, int ldy,
-                const float *bias, int accumulate) {
+    gemv_kernel(GemvOuts o, size_t row_bytes, int cols, const float *x, CkQ8 xq, int accumulate) {
     constexpr bool staged = T != QT_F32 && T != QT_F16 && T != QT_BF16;
     constexpr int CB = staged ? Chunk<T>::bytes : 16;
     __shared__ __align__(16) uint8_t stage[GEMV_WARPS][(CB + 15) / 16 * 16 + 16];
     const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
-    const int row = blockIdx.x * GEMV_WARPS + warp;
-    if (row >= rows) return;
-    const uint8_t *wr = w + (size_t)row * row_bytes;
+    const int g = blockIdx.x * GEMV_WARPS + warp;
+    if (g >= o.end[CK_GEMV_MAX_OUT - 1]) return; /* unused entries repeat the last end */
+    /* which weight (selects, not an index: a dynamic index would copy the parameters to local memory) */
+    const int i = g < o.end[0] ? 0 : g < o.end[1] ? 1 : 2;
+    const int start = i == 0 ? 0 : i == 1 ? o.end[0] : o.end[1];
+    const int row = g - start, rows = (i == 0 ? o.end[0] : i == 1 ? o.end[1] : o.end[2]) - start;
+    const float *bias = i == 0 ? o.bias[0] : i == 1 ? o.bias[1] : o.bias[2];
+    float *y = i == 0 ? o.y[0] : i == 1 ? o.y[1] : o.y[2];
+    const uint8_t *wr = (i == 0 ? o.w[0] : i == 1 ? o.w[1] : o.w[2]) + (size_t)row * row_bytes;
     const int units = cols / 32;
     float acc[NT];
 #pragma unroll
@@ -224,31 +294,36 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
             chunk_store(regs, stage[warp], chunk_bytes<T>(units, u0), lane);
             __syncwarp();
             if (u0 + WARP < units) chunk_fetch(regs, chunk_src<T>(wr, u0 + WARP), chunk_bytes<T>(units, u0 + WARP), lane);
-            if (u >= units) continue;
-            unit_load<T>(stage[warp], lane, v);
-        } else {
-            if (u >= units) continue;
-            unit_load<T>(wr, u, v);
         }
+        if (u >= units) continue;
+        if constexpr (Q8) {
+            UnitI8 wi;
+            unit_int8<T>(stage[warp], lane, wi);
 #pragma unroll
-        for (int t = 0; t < NT; t++) acc[t] += dot32(v, x + (size_t)t * cols, cols, u);
+            for (int t = 0; t < NT; t++) acc[t] += dot_q8<T>(wi, xq, t, cols, u);
+        } else {
+            if constexpr (staged) unit_load<T>(stage[warp], lane, v);
+            else unit_load<T>(wr, u, v);
+#pragma unroll
+            for (int t = 0; t < NT; t++) acc[t] += dot32(v, x + (size_t)t * cols, cols, u);
+        }
     }
 #pragma unroll
     for (int t = 0; t < NT; t++) {
         const float sum = warp_sum(acc[t]);
         if (lane == 0) {
             float r = sum + (bias ? bias[row] : 0.0f);
-            float *out = y + (size_t)t * ldy + row;
+            float *out = y + (size_t)t * rows + row;
             *out = accumulate ? *out + r : r;
         }
     }
 }
 
 /* gate and up rows r together, out = silu(gate . x) * (up . x): the SwiGLU input of the FFN in one pass. */
-template <int T, int NT>
+template <int T, int NT, bool Q8>
 __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     gemv_swiglu_kernel(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, int rows, int cols, const float *x,
-                       float *y) {
+                       CkQ8 xq, float *y) {
     constexpr bool staged = T != QT_F32 && T != QT_F16 && T != QT_BF16;
     constexpr int CB = staged ? Chunk<T>::bytes : 16;
     __shared__ __align__(16) uint8_t stage[GEMV_WARPS][2][(CB + 15) / 16 * 16 + 16];
@@ -280,14 +355,25 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
         if (u >= units) continue;
 #pragma unroll
         for (int m = 0; m < 2; m++) {
-            float v[32];
-            if constexpr (staged) unit_load<T>(stage[warp][m], lane, v);
-            else unit_load<T>(rows_m[m], u, v);
+            if constexpr (Q8) {
+                UnitI8 wi;
+                unit_int8<T>(stage[warp][m], lane, wi);
 #pragma unroll
-            for (int t = 0; t < NT; t++) {
-                const float d = dot32(v, x + (size_t)t * cols, cols, u);
-                if (m) au[t] += d;
-                else ag[t] += d;
+                for (int t = 0; t < NT; t++) {
+                    const float d = dot_q8<T>(wi, xq, t, cols, u);
+                    if (m) au[t] += d;
+                    else ag[t] += d;
+                }
+            } else {
+                float v[32];
+                if constexpr (staged) unit_load<T>(stage[warp][m], lane, v);
+                else unit_load<T>(rows_m[m], u, v);
+#pragma unroll
+                for (int t = 0; t < NT; t++) {
+                    const float d = dot32(v, x + (size_t)t * cols, cols, u);
+                    if (m) au[t] += d;
+                    else ag[t] += d;
+                }
             }
         }
     }
@@ -298,38 +384,56 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     }
 }
 
-template <int T>
-static void gemv_swiglu_type(const CkMat *g, const CkMat *u, const float *x, int n, float *y, cudaStream_t s) {
+/* The activation rows t0 .. of an 8-bit input */
+static CkQ8 q8_rows(const CkQ8 &q, int t0, int n) {
+    if (!q.qs) return q;
+    return CkQ8{q.qs + (size_t)t0 * n, q.d + (size_t)t0 * (n / 32), q.sum + (size_t)t0 * (n / 32)};
+}
+
+/* quantized weights meet 8-bit activations when there are some */
+template <int T> constexpr bool quantized_type() {
+    return T != QT_F32 && T != QT_F16 && T != QT_BF16;
+}
+
+template <int T, int NT>
+static void gemv_swiglu_launch(const CkMat *g, const CkMat *u, const float *x, const CkQ8 *xq, int t0, float *y,
+                               cudaStream_t s) {
     const unsigned grid = blocks_for(g->rows, GEMV_WARPS);
     const int rows = (int)g->rows, cols = (int)g->cols;
     const uint8_t *wg = (const uint8_t *)g->data, *wu = (const uint8_t *)u->data;
+    const float *xs = x + (size_t)t0 * cols;
+    float *ys = y + (size_t)t0 * rows;
+    if constexpr (quantized_type<T>()) {
+        if (xq && xq->qs) {
+            gemv_swiglu_kernel<T, NT, true><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs,
+                                                                               q8_rows(*xq, t0, cols), ys);
+            return;
+        }
+    }
+    gemv_swiglu_kernel<T, NT, false><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs,
+                                                                            CkQ8{}, ys);
+}
+
+template <int T>
+static void gemv_swiglu_type(const CkMat *g, const CkMat *u, const float *x, const CkQ8 *xq, int n, float *y,
+                             cudaStream_t s) {
     for (int t0 = 0; t0 < n;) {
         const int left = n - t0;
-        const float *xs = x + (size_t)t0 * cols;
-        float *ys = y + (size_t)t0 * rows;
-        if (left >= 8) {
-            gemv_swiglu_kernel<T, 8><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs, ys);
-            t0 += 8;
-        } else if (left >= 4) {
-            gemv_swiglu_kernel<T, 4><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs, ys);
-            t0 += 4;
-        } else if (left >= 2) {
-            gemv_swiglu_kernel<T, 2><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs, ys);
-            t0 += 2;
-        } else {
-            gemv_swiglu_kernel<T, 1><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs, ys);
-            t0 += 1;
-        }
+        if (left >= 8) gemv_swiglu_launch<T, 8>(g, u, x, xq, t0, y, s), t0 += 8;
+        else if (left >= 4) gemv_swiglu_launch<T, 4>(g, u, x, xq, t0, y, s), t0 += 4;
+        else if (left >= 2) gemv_swiglu_launch<T, 2>(g, u, x, xq, t0, y, s), t0 += 2;
+        else gemv_swiglu_launch<T, 1>(g, u, x, xq, t0, y, s), t0 += 1;
     }
 }
 
-extern "C" int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x, int T, float *y, cudaStream_t s) {
+extern "C" int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x, const CkQ8 *xq, int T, float *y,
+                              cudaStream_t s) {
     if (gate->type != up->type || gate->rows != up->rows || gate->cols != up->cols || gate->row_bytes != up->row_bytes)
         return -1;
     switch (gate->type) {
 #define CASE(Q)                                           \
     case Q:                                               \
-        gemv_swiglu_type<Q>(gate, up, x, T, y, s);        \
+        gemv_swiglu_type<Q>(gate, up, x, xq, T, y, s);    \
         return 0;
         ORCD_FOR_EACH_DEVICE_TYPE(CASE)
 #undef CASE
@@ -337,42 +441,62 @@ extern "C" int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x
     return -1;
 }
 
+template <int T, int NT>
+static void gemv_launch(GemvOuts o, size_t row_bytes, int cols, const float *x, const CkQ8 *xq, int t0,
+                        int accumulate, cudaStream_t s) {
+    const unsigned grid = blocks_for(o.end[o.n - 1], GEMV_WARPS);
+    for (int i = 0; i < o.n; i++) o.y[i] += (size_t)t0 * (o.end[i] - (i ? o.end[i - 1] : 0));
+    const float *xs = x + (size_t)t0 * cols;
+    if constexpr (quantized_type<T>()) {
+        if (xq && xq->qs) {
+            gemv_kernel<T, NT, true><<<grid, GEMV_WARPS * WARP, 0, s>>>(o, row_bytes, cols, xs, q8_rows(*xq, t0, cols),
+                                                                        accumulate);
+            return;
+        }
+    }
+    gemv_kernel<T, NT, false><<<grid, GEMV_WARPS * WARP, 0, s>>>(o, row_bytes, cols, xs, CkQ8{}, accumulate);
+}
+
 template <int T>
-static void gemv_type(const CkMat *m, const float *x, int n, float *y, const float *bias, int accumulate,
-                      cudaStream_t s) {
-    const unsigned grid = blocks_for(m->rows, GEMV_WARPS);
-    const uint8_t *w = (const uint8_t *)m->data;
-    const int rows = (int)m->rows, cols = (int)m->cols;
+static void gemv_type(const GemvOuts &o, size_t row_bytes, int cols, const float *x, const CkQ8 *xq, int n,
+                      int accumulate, cudaStream_t s) {
     for (int t0 = 0; t0 < n;) {
         const int left = n - t0;
-        const float *xs = x + (size_t)t0 * cols;
-        float *ys = y + (size_t)t0 * rows;
-        if (left >= 8) {
-            gemv_kernel<T, 8><<<grid, GEMV_WARPS * WARP, 0, s>>>(w, m->row_bytes, rows, cols, xs, ys, rows, bias, accumulate);
-            t0 += 8;
-        } else if (left >= 4) {
-            gemv_kernel<T, 4><<<grid, GEMV_WARPS * WARP, 0, s>>>(w, m->row_bytes, rows, cols, xs, ys, rows, bias, accumulate);
-            t0 += 4;
-        } else if (left >= 2) {
-            gemv_kernel<T, 2><<<grid, GEMV_WARPS * WARP, 0, s>>>(w, m->row_bytes, rows, cols, xs, ys, rows, bias, accumulate);
-            t0 += 2;
-        } else {
-            gemv_kernel<T, 1><<<grid, GEMV_WARPS * WARP, 0, s>>>(w, m->row_bytes, rows, cols, xs, ys, rows, bias, accumulate);
-            t0 += 1;
-        }
+        if (left >= 8) gemv_launch<T, 8>(o, row_bytes, cols, x, xq, t0, accumulate, s), t0 += 8;
+        else if (left >= 4) gemv_launch<T, 4>(o, row_bytes, cols, x, xq, t0, accumulate, s), t0 += 4;
+        else if (left >= 2) gemv_launch<T, 2>(o, row_bytes, cols, x, xq, t0, accumulate, s), t0 += 2;
+        else gemv_launch<T, 1>(o, row_bytes, cols, x, xq, t0, accumulate, s), t0 += 1;
     }
 }
 
-extern "C" void ck_gemv(const CkMat *m, const float *x, int T, float *y, const float *bias, int accumulate,
-                        cudaStream_t s) {
+extern "C" int ck_gemv_multi(const CkGemvOut *outs, int n_outs, const float *x, const CkQ8 *xq, int T, int accumulate,
+                             cudaStream_t s) {
+    if (n_outs < 1 || n_outs > CK_GEMV_MAX_OUT) return -1;
+    const CkMat *m = outs[0].w;
+    GemvOuts o = {};
+    o.n = n_outs;
+    for (int i = 0; i < n_outs; i++) {
+        const CkMat *w = outs[i].w;
+        if (w->type != m->type || w->cols != m->cols || w->row_bytes != m->row_bytes) return -1;
+        o.w[i] = (const uint8_t *)w->data, o.bias[i] = outs[i].bias, o.y[i] = outs[i].y;
+        o.end[i] = (i ? o.end[i - 1] : 0) + (int)w->rows;
+    }
+    for (int i = n_outs; i < CK_GEMV_MAX_OUT; i++) o.end[i] = o.end[n_outs - 1];
     switch (m->type) {
-#define CASE(Q)                                          \
-    case Q:                                              \
-        gemv_type<Q>(m, x, T, y, bias, accumulate, s); \
-        break;
+#define CASE(Q)                                                                  \
+    case Q:                                                                      \
+        gemv_type<Q>(o, m->row_bytes, (int)m->cols, x, xq, T, accumulate, s); \
+        return 0;
         ORCD_FOR_EACH_DEVICE_TYPE(CASE)
 #undef CASE
     }
+    return -1;
+}
+
+extern "C" void ck_gemv(const CkMat *m, const float *x, const CkQ8 *xq, int T, float *y, const float *bias,
+                        int accumulate, cudaStream_t s) {
+    const CkGemvOut out = {m, y, bias};
+    ck_gemv_multi(&out, 1, x, xq, T, accumulate, s);
 }
 
 /* ---- element-wise and row ops ---- */
@@ -405,7 +529,7 @@ extern "C" void ck_swiglu(float *gate, const float *up, size_t n, cudaStream_t s
 }
 
 __global__ void rmsnorm_kernel(const float *x, const int32_t *src, const float *w, float *y, int dim, float eps,
-                               int gemv_layout) {
+                               int gemv_layout, CkQ8 q) {
     const int row = blockIdx.x;
     const float *xr = x + (size_t)(src ? src[row] : row) * dim;
     float ss = 0.0f;
@@ -413,12 +537,17 @@ __global__ void rmsnorm_kernel(const float *x, const int32_t *src, const float *
     ss = block_sum(ss);
     const float scale = rsqrtf(ss / (float)dim + eps);
     float *yr = y + (size_t)row * dim;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[gemv_layout ? xi_at(i, dim) : i] = xr[i] * scale * w[i];
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float v = xr[i] * scale * w[i];
+        yr[gemv_layout ? xi_at(i, dim) : i] = v;
+        if (q.qs) q8_store_unit(v, threadIdx.x % WARP, q, row, dim, i / 32); /* dim % 32 == 0: whole warps */
+    }
 }
 
 extern "C" void ck_rmsnorm(const float *x, const int32_t *src, const float *w, float *y, int T, int dim, float eps,
-                           int gemv_layout, cudaStream_t s) {
-    rmsnorm_kernel<<<T, 256, 0, s>>>(x, src, w, y, dim, eps, gemv_layout);
+                           int gemv_layout, const CkQ8 *q, cudaStream_t s) {
+    const CkQ8 none = {NULL, NULL, NULL};
+    rmsnorm_kernel<<<T, 256, 0, s>>>(x, src, w, y, dim, eps, gemv_layout, q && dim % 32 == 0 ? *q : none);
 }
 
 __global__ void to_gemv_layout_kernel(const float *x, float *y, int n) {
@@ -484,7 +613,7 @@ __device__ __forceinline__ int out_at(int i, int n, int gemv_layout) {
 template <int HD>
 __global__ void __launch_bounds__(ATTN_WARPS *WARP)
     attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int split_len, int n_heads,
-                        int n_kv_heads, CkKV kv, int layer, int gemv_layout) {
+                        int n_kv_heads, CkKV kv, int layer, int gemv_layout, CkQ8 oq) {
     constexpr int E = HD / WARP; /* elements per lane */
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int n = kv.pos[t] + 1, start = split * split_len;
@@ -555,15 +684,19 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP)
         float a = 0.0f;
 #pragma unroll
         for (int w = 0; w < ATTN_WARPS; w++) a += s_acc[w][i] * wgt[w];
-        if (single) out[(size_t)t * n_heads * HD + out_at(h * HD + i, n_heads * HD, gemv_layout)] = a / L;
-        else dst[2 + i] = a;
+        if (single) {
+            out[(size_t)t * n_heads * HD + out_at(h * HD + i, n_heads * HD, gemv_layout)] = a / L;
+            if (oq.qs) q8_store_unit(a / L, i % WARP, oq, t, n_heads * HD, (h * HD + i) / 32);
+        } else {
+            dst[2 + i] = a;
+        }
     }
     if (!single && threadIdx.x == 0) dst[0] = M, dst[1] = L;
 }
 
 template <int HD>
 __global__ void attn_combine_kernel(float *out, const float *part, int max_splits, int split_len, int n_heads,
-                                    const int32_t *pos, int gemv_layout) {
+                                    const int32_t *pos, int gemv_layout, CkQ8 oq) {
     const int h = blockIdx.x, t = blockIdx.y, n = pos[t] + 1;
     if (n <= split_len) return; /* written by the partial kernel */
     const int splits = (n + split_len - 1) / split_len;
@@ -578,30 +711,33 @@ __global__ void attn_combine_kernel(float *out, const float *part, int max_split
         a += ps[2 + threadIdx.x] * wgt;
     }
     out[(size_t)t * n_heads * HD + out_at(h * HD + threadIdx.x, n_heads * HD, gemv_layout)] = a / L;
+    if (oq.qs) q8_store_unit(a / L, threadIdx.x % WARP, oq, t, n_heads * HD, (h * HD + threadIdx.x) / 32);
 }
 
 template <int HD>
 static void attention_hd(const float *q, float *out, float *part, int max_splits, int split_len, int T, int n_heads,
-                         int n_kv_heads, const CkKV *kv, int layer, int gemv_layout, cudaStream_t s) {
+                         int n_kv_heads, const CkKV *kv, int layer, int gemv_layout, const CkQ8 *oq,
+                         cudaStream_t s) {
+    const CkQ8 q8 = oq ? *oq : CkQ8{NULL, NULL, NULL};
     attn_partial_kernel<HD><<<dim3(max_splits, n_heads, T), ATTN_WARPS * WARP, 0, s>>>(
-        q, out, part, max_splits, split_len, n_heads, n_kv_heads, *kv, layer, gemv_layout);
+        q, out, part, max_splits, split_len, n_heads, n_kv_heads, *kv, layer, gemv_layout, q8);
     if (max_splits > 1)
         attn_combine_kernel<HD><<<dim3(n_heads, T), HD, 0, s>>>(out, part, max_splits, split_len, n_heads, kv->pos,
-                                                               gemv_layout);
+                                                               gemv_layout, q8);
 }
 
 extern "C" void ck_attention(const float *q, float *out, float *part, int max_splits, int split_len, int T,
                              int n_heads, int n_kv_heads, int head_dim, const CkKV *kv, int layer, int gemv_layout,
-                             cudaStream_t s) {
+                             const CkQ8 *oq, cudaStream_t s) {
     switch (head_dim) {
     case 64:
-        attention_hd<64>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, s);
+        attention_hd<64>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, oq, s);
         break;
     case 128:
-        attention_hd<128>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, s);
+        attention_hd<128>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, oq, s);
         break;
     case 256:
-        attention_hd<256>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, s);
+        attention_hd<256>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, oq, s);
         break;
     }
 }

@@ -33,6 +33,18 @@ typedef struct CkMat {
     size_t row_bytes;
 } CkMat;
 
+/* Activations quantized to 8 bits per block of 32 values, as the CPU's BlockQ8A (quant_q8a_quantize:
+ * d = max|x| / 127, q = x / d rounded to nearest, sum = sum of q), for the GEMV kernels: quantized weights
+ * meet them in integer dot products (dp4a) with the CPU's formulas (src/quant/dot.c). Row t of n values
+ * (U = n / 32 units): qs + t*n holds the first 16 q of unit u at u*16 and the last 16 at n/2 + u*16 (so a
+ * warp's lanes, one unit each, read coalesced 16-byte groups); d[t*U + u] and sum[t*U + u]. qs = NULL
+ * means none (fp32 activations: the CPU's --exact arithmetic). */
+typedef struct CkQ8 {
+    int8_t *qs;
+    float *d;
+    int32_t *sum;
+} CkQ8;
+
 /* Whether the kernels have a device layout for `type` (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
  * Q2_K..Q6_K). */
 int ck_type_supported(uint32_t type);
@@ -41,16 +53,34 @@ int ck_type_supported(uint32_t type);
 void ck_embed(const CkMat *emb, const int32_t *token, int T, float *x, cudaStream_t s);
 
 /* y (T, dim) = rmsnorm(x row src[i]) * w, where src = NULL means row i; y in the GEMV input layout when
- * gemv_layout. */
+ * gemv_layout; also into q (8-bit) unless q is NULL or dim is not a multiple of 32. */
 void ck_rmsnorm(const float *x, const int32_t *src, const float *w, float *y, int T, int dim, float eps,
-                int gemv_layout, cudaStream_t s);
+                int gemv_layout, const CkQ8 *q, cudaStream_t s);
+
+/* q = x (T, n; GEMV input layout, n a multiple of 32) quantized to 8 bits. */
+void ck_quantize_q8(const float *x, const CkQ8 *q, int T, int n, cudaStream_t s);
 
 /* y (T, n) = x (T, n) in the GEMV input layout (n a multiple of 32). */
 void ck_to_gemv_layout(const float *x, float *y, int T, int n, cudaStream_t s);
 
 /* y (T, rows) = x (T, cols) W^T (+ bias) (+ y when accumulate): fused dequantize-and-dot, each weight row
- * read once per 8 activation rows. For small T (decode). x in the GEMV input layout; y row-major. */
-void ck_gemv(const CkMat *w, const float *x, int T, float *y, const float *bias, int accumulate, cudaStream_t s);
+ * read once per 8 activation rows. For small T (decode). x in the GEMV input layout; y row-major. A
+ * quantized weight meets xq (the same activations in 8 bits) when xq has some, x otherwise; a float
+ * weight always meets x. */
+void ck_gemv(const CkMat *w, const float *x, const CkQ8 *xq, int T, float *y, const float *bias, int accumulate,
+             cudaStream_t s);
+
+/* Several products of one input in one launch (Q, K and V): y_i (T, rows_i) = x W_i^T (+ bias_i) (+ y_i
+ * when accumulate), as ck_gemv, for up to CK_GEMV_MAX_OUT weights of one type and row length; -1 (and
+ * nothing enqueued) when they differ. */
+#define CK_GEMV_MAX_OUT 3
+typedef struct CkGemvOut {
+    const CkMat *w;
+    float *y;
+    const float *bias;
+} CkGemvOut;
+int ck_gemv_multi(const CkGemvOut *outs, int n, const float *x, const CkQ8 *xq, int T, int accumulate,
+                  cudaStream_t s);
 
 /* Dequantize a whole weight into out (rows, cols): fp16 (half_out) or fp32. For the tensor-core path. */
 void ck_dequant(const CkMat *w, void *out, int half_out, cudaStream_t s);
@@ -77,18 +107,21 @@ void ck_rope_kv(float *q, float *k, const float *v, const float *inv_freq, int T
 /* out (T, n_heads*head_dim) = softmax(q k^T / sqrt(head_dim)) v over positions 0..pos[i] of seq[i], in
  * splits of split_len positions (flash-decoding: one block per split, head and entry, then a combine);
  * `part` holds T * n_heads * max_splits * (head_dim + 2) floats, and max_splits * split_len must cover the
- * longest entry. head_dim: 64, 128 or 256. out in the GEMV input layout when gemv_layout. */
+ * longest entry. head_dim: 64, 128 or 256. out in the GEMV input layout when gemv_layout; also into oq
+ * (8-bit) unless it is NULL. */
 #define CK_ATTN_MAX_SPLITS 64
 void ck_attention(const float *q, float *out, float *part, int max_splits, int split_len, int T, int n_heads,
-                  int n_kv_heads, int head_dim, const CkKV *kv, int layer, int gemv_layout, cudaStream_t s);
+                  int n_kv_heads, int head_dim, const CkKV *kv, int layer, int gemv_layout, const CkQ8 *oq,
+                  cudaStream_t s);
 
 /* gate (n) = silu(gate) * up */
 void ck_swiglu(float *gate, const float *up, size_t n, cudaStream_t s);
 
 /* y (T, rows) = silu(x Wg^T) * (x Wu^T): the gate and up products and SwiGLU in one pass (small T); x and
- * y in the GEMV input layout (y feeds the down projection). -1 (and nothing enqueued) unless the two
- * weights have the same type and shape. */
-int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x, int T, float *y, cudaStream_t s);
+ * y in the GEMV input layout (y feeds the down projection); xq as for ck_gemv. -1 (and nothing enqueued)
+ * unless the two weights have the same type and shape. */
+int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x, const CkQ8 *xq, int T, float *y,
+                   cudaStream_t s);
 
 /* For each of n rows of logits (vocab wide): the first index of the largest value, and its log-probability
  * (softmax at temperature 1). `scratch`: ck_argmax_scratch(n) bytes of device memory, zeroed once before
