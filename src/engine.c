@@ -8,17 +8,24 @@
  *
  * Stop strings: text that could be the start of a stop string is held back (pending) until it is known
  * not to be; a stop string found ends the request, and neither it nor what follows is emitted.
+ *
+ * Sampling: when every slot that samples is greedy, a backend with forward_argmax chooses on its side;
+ * otherwise the rows of logits are sampled on the host, in parallel over the slots when the backend is a
+ * GPU (each slot has its own sampler and random state, so the tokens do not depend on the threads).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "engine.h"
 
+#include "backend/cpu/pool.h" /* the thread pool, for sampling the rows of a step in parallel */
 #include "log.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct Req {
     uint64_t id;
@@ -59,8 +66,9 @@ struct Engine {
     uint8_t *b_want;   /* (max_batch,) */
     int *b_slot_of_logits; /* (n_slots,) which slot each logits row belongs to */
     float *logits;     /* (n_slots, vocab) */
-    int32_t *b_ids;    /* (n_slots,) greedy choices made by the backend (forward_argmax) */
-    float *b_logprobs; /* (n_slots,) their log-probabilities */
+    int32_t *b_ids;    /* (n_slots,) the step's choices (the backend's greedy ones, or sampled) */
+    float *b_logprobs; /* (n_slots,) their log-probabilities (NaN for sampled tokens) */
+    Pool *sample_pool; /* threads that sample the rows of a step (GPU backends, several slots); or NULL */
     /* the queue, under mu */
     pthread_mutex_t mu;
     pthread_cond_t work;
@@ -160,6 +168,12 @@ Engine *engine_create(Model *m, const Tokenizer *tok, const EngineOptions *opt, 
     e->b_slot_of_logits = malloc((size_t)o.n_slots * sizeof *e->b_slot_of_logits);
     e->logits = malloc((size_t)o.n_slots * e->vocab * sizeof *e->logits);
     e->b_ids = malloc((size_t)o.n_slots * sizeof *e->b_ids);
+    if (e->backend->kind != BACKEND_CPU && o.n_slots > 1) { /* the CPU backend's own threads are busy enough */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        int n = cpus < 2 ? 1 : cpus > 8 ? 8 : (int)cpus;
+        if (n > o.n_slots) n = o.n_slots;
+        if (n > 1) e->sample_pool = pool_create(n); /* NULL: sampled one by one */
+    }
     e->b_logprobs = malloc((size_t)o.n_slots * sizeof *e->b_logprobs);
     e->queue = calloc((size_t)(o.max_queue > 0 ? o.max_queue : 1), sizeof *e->queue);
     e->dropped = calloc((size_t)(o.max_queue > 0 ? o.max_queue : 1), sizeof *e->dropped);
@@ -206,6 +220,7 @@ void engine_free(Engine *e) {
     free(e->slots), free(e->table), free(e->free_pages), free(e->b_token), free(e->b_pos), free(e->b_seq);
     free(e->b_want), free(e->b_slot_of_logits), free(e->logits), free(e->b_ids), free(e->b_logprobs), free(e->queue), free(e->cancel_ids);
     free(e->dropped);
+    if (e->sample_pool) pool_free(e->sample_pool);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->work);
     free(e);
@@ -455,6 +470,16 @@ static int admit(Engine *e, Req *dropped, int *n_dropped) {
     return admitted;
 }
 
+/* row k of the step's logits: its slot's sampler chooses (pool task: one row each) */
+static void sample_task(void *ctx, int k, int thread) {
+    (void)thread;
+    Engine *e = ctx;
+    Slot *sl = &e->slots[e->b_slot_of_logits[k]];
+    if (!sl->active) return;
+    e->b_ids[k] = sampler_sample(sl->sampler, e->logits + (size_t)k * e->vocab, sl->tokens, sl->n_tokens, NULL);
+    e->b_logprobs[k] = NAN; /* not computed: one more exp per vocabulary entry, and nothing reports it yet */
+}
+
 int engine_step(Engine *e) {
     const int n_slots = e->opt.n_slots;
     int n_dropped = 0;
@@ -506,14 +531,17 @@ int engine_step(Engine *e) {
             for (int s = 0; s < n_slots; s++)
                 if (e->slots[s].active) finish(e, s, STOP_ERROR, ENGINE_ERR_INTERNAL, err);
         } else {
+            if (!greedy) {
+                if (e->sample_pool && n_logits > 1) pool_for(e->sample_pool, n_logits, sample_task, e);
+                else
+                    for (int k = 0; k < n_logits; k++) sample_task(e, k, 0);
+            }
             for (int k = 0; k < n_logits; k++) {
                 int s = e->b_slot_of_logits[k];
                 Slot *sl = &e->slots[s];
                 if (!sl->active) continue;
-                float lp;
-                int32_t tok;
-                if (greedy) tok = e->b_ids[k], lp = e->b_logprobs[k];
-                else tok = sampler_sample(sl->sampler, e->logits + (size_t)k * e->vocab, sl->tokens, sl->n_tokens, &lp);
+                const float lp = e->b_logprobs[k];
+                const int32_t tok = e->b_ids[k];
                 if (!sl->t_first) sl->t_first = now_ms();
                 if (tokenizer_is_eog(e->tok, tok) && !sl->req.r.ignore_eog) {
                     finish(e, s, STOP_EOG, 0, NULL);

@@ -65,7 +65,8 @@ typedef struct EngineToken {
     int32_t id;
     const char *text;  /* the text this token completes (valid UTF-8, may be empty), not NUL-terminated */
     size_t len;
-    float logprob;     /* see sampler_sample */
+    float logprob;     /* log-probability at temperature 1 (see sampler_sample) of a greedy choice; NaN for
+                          sampled tokens (not computed) */
     int index;         /* 0 for the first generated token */
 } EngineToken;
 

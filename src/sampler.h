@@ -48,7 +48,8 @@ int sampler_is_greedy(const Sampler *s);
 
 /* Choose a token from logits (vocab_size values, modified in place). history: the tokens so far (prompt
  * and generated) for the penalties. *logprob (if not NULL): log-probability of the chosen token under the
- * penalized distribution at temperature 1, before truncation. */
+ * penalized distribution at temperature 1, before truncation (one more exp per vocabulary entry: pass
+ * NULL unless it is wanted). Safe to call for different samplers from different threads at once. */
 int sampler_sample(Sampler *s, float *logits, const int32_t *history, int n_history, float *logprob);
 
 #endif
