@@ -4,14 +4,17 @@
  * every metadata key. A file that does not load exits 1 with the loader's message.
  */
 #include "cli.h"
+#include "common.h"
 
 #include "../chat.h"
+#include "../backend/backend.h"
 #include "../gguf.h"
 #include "../log.h"
 #include "../model.h"
 #include "../quant.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -155,20 +158,82 @@ static void print_tensors(FILE *o, const GGUFFile *f) {
 
 /* ---------------------------------------------------------------------------------------------------- */
 
+static double gib(size_t b) {
+    return (double)b / (double)(1ull << 30);
+}
+
+static double mib(size_t b) {
+    return (double)b / (double)(1 << 20);
+}
+
+/* --gpu: the device, then the model loaded on it with these options and the memory it holds (weights as
+ * stored, the KV cache for --parallel x --ctx, scratch), as the CUDA backend accounts it. 1 when there is
+ * no usable device or the model does not fit (the reason is printed). */
+static int print_gpu(FILE *o, const char *path, const EngineOptions *eo) {
+    DeviceInfo dev;
+    char why[256];
+    if (backend_select(eo->gpu_device, 0, &dev, why, sizeof why) != BACKEND_CUDA) {
+        fprintf(o, "gpu: none: %s\n", why);
+        return 1;
+    }
+    fprintf(o, "gpu: %s (compute %d.%d, device %d of %d), %.1f GiB free of %.1f GiB\n", dev.name, dev.cc_major,
+            dev.cc_minor, eo->gpu_device, dev.n_devices, gib(dev.free_bytes), gib(dev.total_bytes));
+    CliModel cm;
+    if (cli_open(&cm, path, eo)) {
+        fprintf(o, "memory: the model does not load on the GPU with --parallel %d --ctx %d (the log says why)\n",
+                eo->n_slots, eo->n_ctx);
+        return 1;
+    }
+    const Backend *b = engine_backend(cm.engine);
+    int rc = 0;
+    if (b->kind != BACKEND_CUDA) {
+        fprintf(o, "memory: the engine fell back to the CPU (the log says why)\n");
+        rc = 1;
+    } else {
+        const size_t total = b->weight_bytes + b->kv_bytes + b->scratch_bytes;
+        fprintf(o, "memory on the GPU with --parallel %d --ctx %d: %.1f MiB (%zu bytes)\n", eo->n_slots, eo->n_ctx,
+                mib(total), total);
+        fprintf(o, "  weights   %10.1f MiB  (quantized as stored)\n", mib(b->weight_bytes));
+        fprintf(o, "  KV cache  %10.1f MiB  (fp16, %d sequences x %d tokens)\n", mib(b->kv_bytes), eo->n_slots,
+                eo->n_ctx);
+        fprintf(o, "  scratch   %10.1f MiB  (activations, logits, the tensor-core inputs)\n", mib(b->scratch_bytes));
+        fprintf(o, "  free before loading %.1f GiB; after, %.1f GiB left\n", gib(dev.free_bytes),
+                gib(dev.free_bytes > total ? dev.free_bytes - total : 0));
+    }
+    cli_close(&cm);
+    return rc;
+}
+
+#define INFO_USAGE "usage: orcd info [-m] MODEL.gguf [--meta] [--gpu [--gpu-device N] [--parallel N] [--ctx N]]\n"
+
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
-    bool meta = false;
+    bool meta = false, gpu = false;
+    EngineOptions eo = engine_defaults();
+    SamplerParams sp = sampler_defaults();
+    bool seed_set = false;
     for (int i = 1; i < argc; i++) {
+        int rc;
         if (!strcmp(argv[i], "--meta")) meta = true;
-        else if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) path = argv[++i];
+        else if (!strcmp(argv[i], "--gpu")) gpu = true;
+        else if (!strcmp(argv[i], "--gpu-device") && i + 1 < argc) {
+            char *end;
+            long d = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || d < 0 || d > 1024) {
+                log_error("--gpu-device: expected 0..1024, found \"%s\"", argv[i]);
+                return 1;
+            }
+            eo.gpu_device = (int)d;
+        } else if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) path = argv[++i];
         else if (argv[i][0] != '-' && !path) path = argv[i];
-        else {
-            fprintf(stderr, "usage: orcd info [-m] MODEL.gguf [--meta]\n");
+        else if ((rc = cli_parse_option(argc, argv, &i, &sp, &seed_set, &eo)) < 0) return 1;
+        else if (rc == 0) {
+            fprintf(stderr, INFO_USAGE);
             return 1;
         }
     }
     if (!path) {
-        fprintf(stderr, "usage: orcd info [-m] MODEL.gguf [--meta]\n");
+        fprintf(stderr, INFO_USAGE);
         return 1;
     }
     char err[512];
@@ -205,5 +270,6 @@ int cmd_info(int argc, char **argv) {
     print_tensors(o, f);
     if (rc) log_error("%s: %s", path, err);
     gguf_close(f);
+    if (gpu && rc == 0) rc = print_gpu(o, path, &eo);
     return rc;
 }

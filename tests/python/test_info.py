@@ -116,3 +116,23 @@ def test_type_table_matches_gguf_package(orcd_bin, tmp_path):
             assert rows_out.get("t") == (qt.name, [block * blocks_per_row, rows], int(ref.n_bytes)), (qt.name, out, err)
         else:
             assert rc == 1 and f"unknown tensor type {int(qt)}" in err, (qt.name, err)
+
+
+def test_info_gpu_memory(orcd_bin, default_model):
+    """`orcd info --gpu`: without a usable device, one line saying why and exit 1; with one, the model loaded
+    with the given --parallel/--ctx and the memory it holds on the GPU, the KV cache growing with them."""
+    r = run_orcd(orcd_bin, "info", default_model, "--gpu", "--parallel", "2", "--ctx", "1024", timeout=300)
+    out = r.stdout.decode()
+    if "gpu: none:" in out:
+        assert r.returncode == 1 and "memory" not in out
+        pytest.skip(out.strip().splitlines()[-1])
+    assert r.returncode == 0, r.stderr.decode()
+    kv = {}
+    for par, ctx in (("2", "1024"), ("4", "2048")):
+        r = run_orcd(orcd_bin, "info", default_model, "--gpu", "--parallel", par, "--ctx", ctx, timeout=300)
+        out = r.stdout.decode()
+        assert r.returncode == 0 and f"--parallel {par} --ctx {ctx}" in out, out
+        fields = {m[0]: float(m[1]) for m in re.findall(r"^\s+(weights|KV cache|scratch)\s+([\d.]+) MiB", out, re.M)}
+        assert set(fields) == {"weights", "KV cache", "scratch"}, out
+        kv[par] = fields["KV cache"]
+    assert kv["4"] == pytest.approx(4 * kv["2"], rel=0.01), kv  # 2x the sequences and 2x the context
