@@ -1,7 +1,8 @@
 /*
  * sampler: penalties, temperature and truncation over one row of logits, then a draw from xoshiro256**.
  *
- * Truncation without sorting the whole vocabulary: top-k by quickselect; top-p and min-p on the CAND_CAP
+ * Truncation without sorting the whole vocabulary: top-k by one pass with a heap (k <= HEAP_TOP_K, the
+ * common case) or by quickselect; top-p and min-p on the CAND_CAP
  * best tokens, sorted; only when the answer may lie beyond those (a nearly flat distribution) is the whole
  * row sorted. Without top-p and min-p the draw walks the surviving candidates in any order. Each surviving
  * candidate's exp is taken once (a 152K vocabulary without top-k costs one exp per token of it, ~1 ms);
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #define CAND_CAP 1024
+#define HEAP_TOP_K 256 /* top-k up to this by one pass with a heap; larger by quickselect */
 
 typedef struct Cand {
     int32_t id;
@@ -152,6 +154,41 @@ static void select_top(Cand *c, int n, int k) {
     }
 }
 
+/* (logit a, id ia) ranks before (logit b, id ib): larger logit, then smaller id */
+static int ranks_before(float a, int32_t ia, float b, int32_t ib) {
+    return a > b || (a == b && ia < ib);
+}
+
+/* The k best of x[0..V) (k <= HEAP_TOP_K) into c[0..k), best first, in one pass with a min-heap of k: for
+ * a small top-k this reads the row once instead of writing and partitioning a candidate per token. Ties
+ * go to the smaller id. Logits not yet divided by the temperature. */
+static void top_k_heap(const float *x, int V, int k, Cand *c) {
+    int n = 0;
+    for (int i = 0; i < V; i++) {
+        if (n == k && !ranks_before(x[i], i, c[0].logit, c[0].id)) continue;
+        int j;
+        if (n < k) { /* sift up from the end */
+            j = n++;
+            while (j > 0 && ranks_before(c[(j - 1) / 2].logit, c[(j - 1) / 2].id, x[i], i)) {
+                c[j] = c[(j - 1) / 2];
+                j = (j - 1) / 2;
+            }
+        } else { /* replace the worst (the root), sift down */
+            j = 0;
+            for (;;) {
+                int w = 2 * j + 1;
+                if (w >= n) break;
+                if (w + 1 < n && ranks_before(c[w].logit, c[w].id, c[w + 1].logit, c[w + 1].id)) w++;
+                if (!ranks_before(x[i], i, c[w].logit, c[w].id)) break; /* x is worse than both children */
+                c[j] = c[w];
+                j = w;
+            }
+        }
+        c[j] = (Cand){i, x[i], 0};
+    }
+    qsort(c, (size_t)n, sizeof *c, cmp_cand);
+}
+
 static int argmax(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)
@@ -178,12 +215,18 @@ int sampler_sample(Sampler *s, float *logits, const int32_t *history, int n_hist
     } else {
         /* candidates at the chosen temperature; c[0..n) is what survives truncation */
         Cand *c = s->cand;
-        for (int i = 0; i < V; i++) c[i] = (Cand){i, logits[i] / p->temperature, 0};
         float cmax = max / p->temperature;
         int n = V;
-        if (p->top_k > 0 && p->top_k < V) {
-            select_top(c, V, p->top_k);
+        if (p->top_k > 0 && p->top_k <= HEAP_TOP_K && p->top_k < V) {
+            top_k_heap(logits, V, p->top_k, c);
             n = p->top_k;
+            for (int i = 0; i < n; i++) c[i].logit /= p->temperature;
+        } else {
+            for (int i = 0; i < V; i++) c[i] = (Cand){i, logits[i] / p->temperature, 0};
+            if (p->top_k > 0 && p->top_k < V) {
+                select_top(c, V, p->top_k);
+                n = p->top_k;
+            }
         }
         double zn = 0; /* normaliser of what top-k left */
         for (int i = 0; i < n; i++) zn += c[i].w = exp((double)c[i].logit - cmax);

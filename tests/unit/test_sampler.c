@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static Sampler *make(SamplerParams p, int vocab) {
     char err[256];
@@ -127,6 +128,54 @@ TEST(sampler_large_vocab_paths) {
     sampler_free(s);
     free(l);
     free(c);
+}
+
+static const float *rank_logits;
+static int cmp_rank_idx(const void *a, const void *b) {
+    const int i = *(const int *)a, j = *(const int *)b;
+    const float x = rank_logits[i], y = rank_logits[j];
+    return x > y ? -1 : x < y ? 1 : i - j;
+}
+
+/* top-k over a 152K row with many tied logits: the one-pass heap (k <= 256) draws only from the k best
+ * (ties to the smaller id), quickselect (larger k) only from tokens at least as likely as the k-th (its
+ * ties go either way); both with the softmax's frequency for the best token. */
+TEST(sampler_top_k_large_vocab) {
+    const int V = 151936;
+    float *l = malloc(V * sizeof *l);
+    uint32_t r = 12345;
+    for (int i = 0; i < V; i++) {
+        r = r * 1664525u + 1013904223u;
+        l[i] = (float)(r >> 24) * 0.05f; /* 256 levels: many ties, also at the k-th place */
+    }
+    int *idx = malloc(V * sizeof *idx);
+    for (int i = 0; i < V; i++) idx[i] = i;
+    rank_logits = l;
+    qsort(idx, V, sizeof *idx, cmp_rank_idx);
+    char *in_top = malloc(V);
+    int *c = calloc(V, sizeof *c);
+    const int ks[] = {1, 40, 256, 300};
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        const int k = ks[ki], heap = k <= 256, N = heap ? 1500 : 300;
+        memset(in_top, 0, V);
+        for (int i = 0; i < k; i++) in_top[idx[i]] = 1;
+        SamplerParams p = sampler_defaults();
+        p.top_k = k;
+        p.seed = 99;
+        Sampler *s = make(p, V);
+        memset(c, 0, V * sizeof *c);
+        draw(s, l, V, N, c);
+        int outside = 0;
+        double z = 0;
+        for (int i = 0; i < V; i++) outside += c[i] && (heap ? !in_top[i] : l[i] < l[idx[k - 1]]);
+        for (int i = 0; i < k; i++) z += exp(l[idx[i]] - l[idx[0]]);
+        if (outside) FAIL("top-k %d: %d tokens drawn from outside the %d best", k, outside, k);
+        const double want = exp(l[idx[0]] - l[idx[0]]) / z, got = (double)c[idx[0]] / N;
+        if (fabs(got - want) > 5 * sqrt(want * (1 - want) / N) + 1e-9)
+            FAIL("top-k %d: the best token drawn %.4f of the time, expected %.4f", k, got, want);
+        sampler_free(s);
+    }
+    free(l), free(idx), free(in_top), free(c);
 }
 
 TEST(sampler_same_seed_same_tokens) {
