@@ -116,34 +116,31 @@ AVX2 static INLINE __m256i q6_scales(__m128i sc8, int k) {
 enum { KIND_U, KIND_S, KIND_6 }; /* unsigned q with a minimum; signed q (Q8_0); Q6_K */
 
 
-/* block j of 32 values: q (and for Q8_0 the signed values into w) and the per-block s, m of the layouts of
- * 32-value blocks */
-AVX2 static INLINE void pack_b32(uint32_t type, const uint8_t *blk, uint8_t q[32], int8_t w[32], float *s, float *m) {
-    __m256i v;
+/* one block of 32 values of the layouts of 32-value blocks: its codes (Q8_0: |w|, and the signed values
+ * into *w), its s and m */
+AVX2 static INLINE __m256i pack_b32(uint32_t type, const uint8_t *blk, __m256i *w, float *s, float *m) {
     if (type == QT_Q8_0) {
         const BlockQ8_0 *b = (const void *)blk;
-        const __m256i x = _mm256_loadu_si256((const __m256i *)b->qs);
-        _mm256_store_si256((__m256i *)w, x);
-        v = _mm256_sign_epi8(x, x);
+        *w = _mm256_loadu_si256((const __m256i *)b->qs);
         *s = F16(b->d), *m = 0;
+        return _mm256_sign_epi8(*w, *w);
     } else if (type == QT_Q4_0) {
         const BlockQ4_0 *b = (const void *)blk;
-        v = unpack_nibbles(b->qs);
         *s = F16(b->d), *m = 8 * F16(b->d);
+        return unpack_nibbles(b->qs);
     } else if (type == QT_Q5_0) {
         const BlockQ5_0 *b = (const void *)blk;
-        v = _mm256_or_si256(unpack_nibbles(b->qs), _mm256_and_si256(bits_mask(b->qh), _mm256_set1_epi8(16)));
         *s = F16(b->d), *m = 16 * F16(b->d);
+        return _mm256_or_si256(unpack_nibbles(b->qs), _mm256_and_si256(bits_mask(b->qh), _mm256_set1_epi8(16)));
     } else if (type == QT_Q4_1) {
         const BlockQ4_1 *b = (const void *)blk;
-        v = unpack_nibbles(b->qs);
         *s = F16(b->d), *m = -F16(b->m);
+        return unpack_nibbles(b->qs);
     } else { /* Q5_1 */
         const BlockQ5_1 *b = (const void *)blk;
-        v = _mm256_or_si256(unpack_nibbles(b->qs), _mm256_and_si256(bits_mask(b->qh), _mm256_set1_epi8(16)));
         *s = F16(b->d), *m = -F16(b->m);
+        return _mm256_or_si256(unpack_nibbles(b->qs), _mm256_and_si256(bits_mask(b->qh), _mm256_set1_epi8(16)));
     }
-    _mm256_store_si256((__m256i *)q, v);
 }
 
 /* super-block `blk` of Q4_K (five = 0) or Q5_K (five = 1): blocks 0..7 into q, s, m */
@@ -247,19 +244,16 @@ typedef struct PanelI {
     _Alignas(32) int32_t g0[KB][IR], g1[KB][IR], gp[KB][IR]; /* KIND_6: int16 pairs of the two group
                                                               * scales: (sc0, sc0), (sc1, sc1), (sc0, sc1) */
     _Alignas(32) uint8_t wi[KB][8][32]; /* KIND_S: the signed values, interleaved as qi (which holds |w|) */
-    /* pack_i's row-by-row forms (pack_b32, pack_k4, pack_q6_k), before interleaving */
+    /* the K-quants' row-by-row forms (pack_k4, pack_q6_k), before interleaving */
     _Alignas(32) uint8_t q[IR][KB][32];
-    _Alignas(32) uint8_t ws[IR][KB][32];
     _Alignas(32) int16_t sc[IR][KB][16];
     _Alignas(32) float sr[IR][KB + 8], mr[IR][KB + 8];
 } PanelI;
 
-/* block b of rows src[0..R-1] (zero rows beyond) interleaved into dst: an 8 x 8 transpose of 32-bit words,
- * word k of row r -> word r of vector k */
-AVX2 static INLINE void interleave(const uint8_t (*src)[KB][32], int b, int R, uint8_t dst[8][32]) {
-    __m256i v[IR], t[IR], u[IR];
-#pragma GCC unroll 8
-    for (int r = 0; r < IR; r++) v[r] = r < R ? _mm256_load_si256((const __m256i *)src[r][b]) : _mm256_setzero_si256();
+/* the 8 rows' 32 bytes v[0..7] interleaved into dst: an 8 x 8 transpose of 32-bit words, word k of row r
+ * -> word r of vector k */
+AVX2 static INLINE void interleave(const __m256i v[IR], uint8_t dst[8][32]) {
+    __m256i t[IR], u[IR];
 #pragma GCC unroll 4
     for (int i = 0; i < IR; i += 2) {
         t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
@@ -279,27 +273,44 @@ AVX2 static INLINE void interleave(const uint8_t (*src)[KB][32], int b, int R, u
     }
 }
 
-/* Rows w + r * rb (r < R), blocks b0 .. b0 + nbk of them, into the panel: codes and scales row by row
- * (pack_b32, pack_k4, pack_q6_k), then interleaved; rows R..7 are zero. */
+/* Rows w + r * rb (r < R), blocks b0 .. b0 + nbk of them, into the panel; rows R..7 are zero. The layouts
+ * of 32-value blocks go block by block straight into the interleaved form; the K-quants unpack a
+ * super-block of each row at a time (pack_k4, pack_q6_k) into the row-by-row forms first. */
 AVX2 static INLINE void pack_i(uint32_t type, PanelI *p, const uint8_t *w, size_t rb, int R, int64_t b0, int nbk) {
+    if (type != QT_Q4_K && type != QT_Q5_K && type != QT_Q6_K) {
+        const size_t bsz = quant_traits(type)->block_bytes;
+        for (int b = 0; b < nbk; b++) {
+            __m256i v[IR], sv[IR];
+#pragma GCC unroll 8
+            for (int r = 0; r < IR; r++) {
+                if (r < R) {
+                    v[r] = pack_b32(type, w + (size_t)r * rb + (size_t)(b0 + b) * bsz, &sv[r], &p->s[b][r], &p->m[b][r]);
+                } else {
+                    v[r] = sv[r] = _mm256_setzero_si256();
+                    p->s[b][r] = p->m[b][r] = 0;
+                }
+            }
+            interleave(v, p->qi[b]);
+            if (type == QT_Q8_0) interleave(sv, p->wi[b]);
+        }
+        return;
+    }
     for (int r = 0; r < R; r++) {
         const uint8_t *row = w + (size_t)r * rb;
-        if (type == QT_Q4_K || type == QT_Q5_K) {
-            const size_t sbsz = type == QT_Q4_K ? sizeof(BlockQ4_K) : sizeof(BlockQ5_K);
-            for (int j = 0; j < nbk; j += 8)
-                pack_k4(row + (size_t)((b0 + j) / 8) * sbsz, type == QT_Q5_K, &p->q[r][j], &p->sr[r][j], &p->mr[r][j]);
-        } else if (type == QT_Q6_K) {
+        if (type == QT_Q6_K) {
             for (int j = 0; j < nbk; j += 8)
                 pack_q6_k((const BlockQ6_K *)(const void *)row + (b0 + j) / 8, &p->q[r][j], &p->sc[r][j], &p->sr[r][j]);
         } else {
-            const size_t bsz = quant_traits(type)->block_bytes;
-            for (int j = 0; j < nbk; j++)
-                pack_b32(type, row + (size_t)(b0 + j) * bsz, p->q[r][j], (int8_t *)p->ws[r][j], &p->sr[r][j], &p->mr[r][j]);
+            const size_t sbsz = type == QT_Q4_K ? sizeof(BlockQ4_K) : sizeof(BlockQ5_K);
+            for (int j = 0; j < nbk; j += 8)
+                pack_k4(row + (size_t)((b0 + j) / 8) * sbsz, type == QT_Q5_K, &p->q[r][j], &p->sr[r][j], &p->mr[r][j]);
         }
     }
     for (int b = 0; b < nbk; b++) {
-        interleave(p->q, b, R, p->qi[b]);
-        if (type == QT_Q8_0) interleave(p->ws, b, R, p->wi[b]);
+        __m256i v[IR];
+#pragma GCC unroll 8
+        for (int r = 0; r < IR; r++) v[r] = r < R ? _mm256_load_si256((const __m256i *)p->q[r][b]) : _mm256_setzero_si256();
+        interleave(v, p->qi[b]);
         for (int r = 0; r < IR; r++) {
             p->s[b][r] = r < R ? p->sr[r][b] : 0.0f;
             if (type != QT_Q6_K) {
