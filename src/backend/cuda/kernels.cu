@@ -547,7 +547,9 @@ __global__ void rmsnorm_kernel(const float *x, const int32_t *src, const float *
 extern "C" void ck_rmsnorm(const float *x, const int32_t *src, const float *w, float *y, int T, int dim, float eps,
                            int gemv_layout, const CkQ8 *q, cudaStream_t s) {
     const CkQ8 none = {NULL, NULL, NULL};
-    rmsnorm_kernel<<<T, 256, 0, s>>>(x, src, w, y, dim, eps, gemv_layout, q && dim % 32 == 0 ? *q : none);
+    /* one block per row, a thread per value up to 1024: the row's latency, not its bandwidth, is the cost */
+    const int threads = dim >= 1024 ? 1024 : (dim + WARP - 1) / WARP * WARP;
+    rmsnorm_kernel<<<T, threads, 0, s>>>(x, src, w, y, dim, eps, gemv_layout, q && dim % 32 == 0 ? *q : none);
 }
 
 __global__ void to_gemv_layout_kernel(const float *x, float *y, int n) {
@@ -597,7 +599,7 @@ __global__ void rope_kv_kernel(float *q, float *k, const float *v, const float *
 extern "C" void ck_rope_kv(float *q, float *k, const float *v, const float *inv_freq, int T, int n_heads,
                            int n_kv_heads, int head_dim, int rope_dim, int style, const CkKV *kv, int layer,
                            cudaStream_t s) {
-    rope_kv_kernel<<<T, 128, 0, s>>>(q, k, v, inv_freq, n_heads, n_kv_heads, head_dim, rope_dim,
+    rope_kv_kernel<<<T, 512, 0, s>>>(q, k, v, inv_freq, n_heads, n_kv_heads, head_dim, rope_dim,
                                      style == 1 /* ROPE_NEOX */, *kv, layer);
 }
 
