@@ -505,11 +505,34 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
         oq.qs = to_dev(out, (size_t)T * q_dim), oq.d = to_dev(out, sizeof(float) * T * q_dim / 32);
         oq.sum = to_dev(out, sizeof(int32_t) * T * q_dim / 32);
     }
+    unsigned *done = NULL;
+    cudaMalloc((void **)&done, sizeof(unsigned) * T * n_heads);
+    cudaMemset(done, 0, sizeof(unsigned) * T * n_heads);
+    /* twice: the split counters must be left ready for the next launch, and the result the same */
     ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, layout,
-                 layout ? &oq : NULL, 0);
+                 layout ? &oq : NULL, done, 0);
+    float *first = malloc(sizeof(float) * T * q_dim);
+    from_dev(first, dout, sizeof(float) * T * q_dim);
+    ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, layout,
+                 layout ? &oq : NULL, done, 0);
     float *gq = malloc(sizeof(float) * T * q_dim);
     from_dev(gq, dq, sizeof(float) * T * q_dim);
     from_dev(out, dout, sizeof(float) * T * q_dim);
+    const int same = !memcmp(first, out, sizeof(float) * T * q_dim);
+    free(first);
+    unsigned *left = malloc(sizeof(unsigned) * T * n_heads);
+    from_dev(left, done, sizeof(unsigned) * T * n_heads);
+    int zeroed = 1;
+    for (int i = 0; i < T * n_heads; i++) zeroed &= left[i] == 0;
+    free(left);
+    cudaFree(done);
+    if (!same || !zeroed) {
+        test_fail_at(__FILE__, __LINE__, "attention head_dim %d: a second launch %s", head_dim,
+                     !same ? "gave a different result" : "found the split counters not zeroed");
+        free(table), free(ks), free(vs), free(pos), free(seq), free(q), free(k), free(v), free(out);
+        if (layout) q8_free(oq);
+        return;
+    }
     if (layout) {
         float *rm = malloc(sizeof(float) * T * q_dim);
         for (int t = 0; t < T; t++)

@@ -115,6 +115,7 @@ typedef struct CudaBackend {
     float *x, *xb, *q, *k, *v, *hb, *hb2, *logits, *inv_freq, *lp, *part;
     void *wtmp, *xh;                /* dequantized weight (fp16 or fp32), fp16 activations */
     void *argmax_scratch;
+    unsigned *attn_done;            /* the attention's per-(entry, head) split counters (ck_attention) */
     CkQ8 xq;                        /* 8-bit GEMV inputs (qs NULL in exact mode) */
     float *pinned;                  /* the caller's logits buffer, page-locked (pin_logits) */
     size_t pinned_bytes;
@@ -284,7 +285,7 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
                        l, s->stream);
             mark(s, P_ATTN);
             ck_attention(s->q + (size_t)t0 * s->q_dim, s->xb + (size_t)t0 * s->q_dim, s->part, splits, split_len, n,
-                         c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, gemv, q8, s->stream);
+                         c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, gemv, q8, s->attn_done, s->stream);
         }
         mark(s, P_WO);
         matmul(s, &L->wo, s->xb, T, s->x, NULL, 1);
@@ -440,7 +441,7 @@ static void cuda_free(Backend *base) {
     if (s->cb.lib) dlclose(s->cb.lib);
     void *dev[] = {s->weights, s->k_store, s->v_store, s->x, s->xb, s->q, s->k, s->v, s->hb, s->hb2, s->logits,
                    s->inv_freq, s->lp, s->part, s->wtmp, s->xh, s->d_in, s->d_ids, s->argmax_scratch, s->xq.qs,
-                   s->xq.d, s->xq.sum};
+                   s->xq.d, s->xq.sum, s->attn_done};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
     cudaFreeHost(s->h_in), cudaFreeHost(s->h_ids), cudaFreeHost(s->h_lp);
     if (s->stream) cudaStreamDestroy(s->stream);
@@ -663,12 +664,14 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     }
     const size_t chunk = (size_t)(opt->max_batch < ATTN_CHUNK ? opt->max_batch : ATTN_CHUNK);
     s->part = dev_alloc(chunk * c->n_heads * CK_ATTN_MAX_SPLITS * (c->head_dim + 2) * sizeof(float), &scratch, &failed);
+    s->attn_done = dev_alloc(chunk * c->n_heads * sizeof(unsigned), &scratch, &failed);
     if (failed || cudaMallocHost((void **)&s->h_ids, (size_t)s->n_logits_rows * sizeof(int32_t)) != cudaSuccess ||
         cudaMallocHost((void **)&s->h_lp, (size_t)s->n_logits_rows * sizeof(float)) != cudaSuccess) {
         snprintf(err, errlen, "out of GPU memory: KV cache %zu bytes, scratch %zu bytes", kv, scratch);
         goto fail;
     }
     cudaMemset(s->argmax_scratch, 0, ck_argmax_scratch(s->n_logits_rows));
+    cudaMemset(s->attn_done, 0, chunk * c->n_heads * sizeof(unsigned));
     cudaMemset(s->k_store, 0, kv_half * 2);
     cudaMemset(s->v_store, 0, kv_half * 2);
     float *inv = malloc((size_t)c->rope_dim / 2 * sizeof(float) + 1);

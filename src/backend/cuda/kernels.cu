@@ -603,7 +603,7 @@ extern "C" void ck_rope_kv(float *q, float *k, const float *v, const float *inv_
                                      style == 1 /* ROPE_NEOX */, *kv, layer);
 }
 
-/* ---- attention: each block one (split of positions, head, entry); then a combine over the splits ---- */
+/* ---- attention: each block one (split of positions, head, entry); the last split to finish combines ---- */
 
 #define ATTN_WARPS 4
 
@@ -615,7 +615,7 @@ __device__ __forceinline__ int out_at(int i, int n, int gemv_layout) {
 template <int HD>
 __global__ void __launch_bounds__(ATTN_WARPS *WARP)
     attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int split_len, int n_heads,
-                        int n_kv_heads, CkKV kv, int layer, int gemv_layout, CkQ8 oq) {
+                        int n_kv_heads, CkKV kv, int layer, int gemv_layout, CkQ8 oq, unsigned *done) {
     constexpr int E = HD / WARP; /* elements per lane */
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int n = kv.pos[t] + 1, start = split * split_len;
@@ -693,53 +693,55 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP)
             dst[2 + i] = a;
         }
     }
-    if (!single && threadIdx.x == 0) dst[0] = M, dst[1] = L;
-}
-
-template <int HD>
-__global__ void attn_combine_kernel(float *out, const float *part, int max_splits, int split_len, int n_heads,
-                                    const int32_t *pos, int gemv_layout, CkQ8 oq) {
-    const int h = blockIdx.x, t = blockIdx.y, n = pos[t] + 1;
-    if (n <= split_len) return; /* written by the partial kernel */
+    if (single) return;
+    /* the last of the (head, entry)'s splits to finish combines them, in split order (deterministic) */
+    __shared__ bool last;
+    if (threadIdx.x == 0) dst[0] = M, dst[1] = L;
+    __threadfence();
+    __syncthreads();
     const int splits = (n + split_len - 1) / split_len;
-    const float *p = part + ((size_t)t * n_heads + h) * max_splits * (HD + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < splits; s++) M = fmaxf(M, p[(size_t)s * (HD + 2)]);
-    float L = 0.0f, a = 0.0f;
-    for (int s = 0; s < splits; s++) {
-        const float *ps = p + (size_t)s * (HD + 2);
-        const float wgt = expf(ps[0] - M);
-        L += ps[1] * wgt;
-        a += ps[2 + threadIdx.x] * wgt;
+    if (threadIdx.x == 0) last = atomicAdd(&done[(size_t)t * n_heads + h], 1u) == (unsigned)(splits - 1);
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const volatile float *ps = part + ((size_t)t * n_heads + h) * max_splits * (HD + 2);
+    float MM = -INFINITY;
+    for (int k = 0; k < splits; k++) MM = fmaxf(MM, ps[(size_t)k * (HD + 2)]);
+    for (int i = threadIdx.x; i < HD; i += blockDim.x) {
+        float LL = 0.0f, a = 0.0f;
+        for (int k = 0; k < splits; k++) {
+            const volatile float *pk = ps + (size_t)k * (HD + 2);
+            const float wk = expf(pk[0] - MM);
+            LL += pk[1] * wk;
+            a += pk[2 + i] * wk;
+        }
+        out[(size_t)t * n_heads * HD + out_at(h * HD + i, n_heads * HD, gemv_layout)] = a / LL;
+        if (oq.qs) q8_store_unit(a / LL, i % WARP, oq, t, n_heads * HD, (h * HD + i) / 32);
     }
-    out[(size_t)t * n_heads * HD + out_at(h * HD + threadIdx.x, n_heads * HD, gemv_layout)] = a / L;
-    if (oq.qs) q8_store_unit(a / L, threadIdx.x % WARP, oq, t, n_heads * HD, (h * HD + threadIdx.x) / 32);
+    if (threadIdx.x == 0) done[(size_t)t * n_heads + h] = 0; /* ready for the next launch */
 }
 
 template <int HD>
 static void attention_hd(const float *q, float *out, float *part, int max_splits, int split_len, int T, int n_heads,
                          int n_kv_heads, const CkKV *kv, int layer, int gemv_layout, const CkQ8 *oq,
-                         cudaStream_t s) {
+                         unsigned *done, cudaStream_t s) {
     const CkQ8 q8 = oq ? *oq : CkQ8{NULL, NULL, NULL};
     attn_partial_kernel<HD><<<dim3(max_splits, n_heads, T), ATTN_WARPS * WARP, 0, s>>>(
-        q, out, part, max_splits, split_len, n_heads, n_kv_heads, *kv, layer, gemv_layout, q8);
-    if (max_splits > 1)
-        attn_combine_kernel<HD><<<dim3(n_heads, T), HD, 0, s>>>(out, part, max_splits, split_len, n_heads, kv->pos,
-                                                               gemv_layout, q8);
+        q, out, part, max_splits, split_len, n_heads, n_kv_heads, *kv, layer, gemv_layout, q8, done);
 }
 
 extern "C" void ck_attention(const float *q, float *out, float *part, int max_splits, int split_len, int T,
                              int n_heads, int n_kv_heads, int head_dim, const CkKV *kv, int layer, int gemv_layout,
-                             const CkQ8 *oq, cudaStream_t s) {
+                             const CkQ8 *oq, unsigned *done, cudaStream_t s) {
     switch (head_dim) {
     case 64:
-        attention_hd<64>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, oq, s);
+        attention_hd<64>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, oq, done, s);
         break;
     case 128:
-        attention_hd<128>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, oq, s);
+        attention_hd<128>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, oq, done, s);
         break;
     case 256:
-        attention_hd<256>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, oq, s);
+        attention_hd<256>(q, out, part, max_splits, split_len, T, n_heads, n_kv_heads, kv, layer, gemv_layout, oq, done, s);
         break;
     }
 }

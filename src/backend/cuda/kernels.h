@@ -105,14 +105,16 @@ void ck_rope_kv(float *q, float *k, const float *v, const float *inv_freq, int T
                 int head_dim, int rope_dim, int style, const CkKV *kv, int layer, cudaStream_t s);
 
 /* out (T, n_heads*head_dim) = softmax(q k^T / sqrt(head_dim)) v over positions 0..pos[i] of seq[i], in
- * splits of split_len positions (flash-decoding: one block per split, head and entry, then a combine);
+ * splits of split_len positions (flash-decoding: one block per split, head and entry; the last to finish
+ * combines);
  * `part` holds T * n_heads * max_splits * (head_dim + 2) floats, and max_splits * split_len must cover the
  * longest entry. head_dim: 64, 128 or 256. out in the GEMV input layout when gemv_layout; also into oq
- * (8-bit) unless it is NULL. */
+ * (8-bit) unless it is NULL. done: T * n_heads counters, zeroed once before the first call (the last split
+ * of each head and entry combines them all and leaves its counter zeroed again). */
 #define CK_ATTN_MAX_SPLITS 64
 void ck_attention(const float *q, float *out, float *part, int max_splits, int split_len, int T, int n_heads,
                   int n_kv_heads, int head_dim, const CkKV *kv, int layer, int gemv_layout, const CkQ8 *oq,
-                  cudaStream_t s);
+                  unsigned *done, cudaStream_t s);
 
 /* gate (n) = silu(gate) * up */
 void ck_swiglu(float *gate, const float *up, size_t n, cudaStream_t s);
