@@ -66,7 +66,9 @@ struct Tokenizer {
 
 /* ---- Unicode classes (tokenizer/unicode.c) ---- */
 
-enum { CL_L = 1, CL_N = 2, CL_S = 4, CL_NFC = 8 }; /* "other": none of L, N, S */
+/* CL_D: numeric for the Digits pre-tokenizer (Rust's char::is_numeric in the reference's build, a newer
+ * Unicode than Oniguruma's \p{N}: a superset of CL_N) */
+enum { CL_L = 1, CL_N = 2, CL_S = 4, CL_NFC = 8, CL_D = 16 }; /* "other": none of L, N, S */
 #define OTHER_MASK   (CL_L | CL_N | CL_S)          /* "other" = [^\s\p{L}\p{N}]: none of these bits */
 #define UTF8_INVALID 0xFFFFFFFFu
 

@@ -19,6 +19,17 @@ static size_t run_of(const uint8_t *s, size_t n, size_t i, unsigned mask, bool w
     return i;
 }
 
+/* The end of the run from i of characters with a bit of mask and none of stop. */
+static size_t run_of_stop(const uint8_t *s, size_t n, size_t i, unsigned mask, unsigned stop) {
+    while (i < n) {
+        size_t l;
+        unsigned k = cls_at(s, n, i, &l);
+        if (!(k & mask) || (k & stop)) break;
+        i += l;
+    }
+    return i;
+}
+
 static size_t run_crlf(const uint8_t *s, size_t n, size_t i) {
     while (i < n && (s[i] == '\r' || s[i] == '\n')) i++;
     return i;
@@ -74,25 +85,27 @@ static size_t split_qwen(const uint8_t *s, size_t n, size_t i, unsigned max_digi
     return j == n || last == i ? j : last;
 }
 
-/* gpt2, and smollm (isolate_digits: every \p{N} is a piece of its own and ends the text the GPT-2
- * pattern sees, which matters for \s+(?!\S) before a digit). */
+/* gpt2, and smollm (isolate_digits: the Digits pre-tokenizer first makes every numeric character (CL_D:
+ * Rust's is_numeric, a superset of \p{N}) a piece of its own, so it also ends the text the GPT-2 pattern
+ * sees: runs stop there, which matters for \s+(?!\S) before a digit). */
 static size_t split_gpt2(const uint8_t *s, size_t n, size_t i, bool isolate_digits) {
     uint8_t c = s[i];
     size_t l0, l1, m;
     unsigned k0 = cls_at(s, n, i, &l0);
-    if (isolate_digits && (k0 & CL_N)) return i + l0;
+    const unsigned dig = isolate_digits ? CL_D : 0, other = OTHER_MASK | dig;
+    if (k0 & dig) return i + l0;
     /* 's|'t|'re|'ve|'m|'ll|'d */
     if (c == '\'' && (m = contraction(s, n, i + 1, false))) return i + 1 + m;
     /*  ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+ */
     if (c == ' ' && i + 1 < n) {
         unsigned k1 = cls_at(s, n, i + 1, &l1);
-        if (k1 & CL_L) return run_of(s, n, i + 1 + l1, CL_L, true);
+        if ((k1 & CL_L) && !(k1 & dig)) return run_of_stop(s, n, i + 1 + l1, CL_L, dig);
         if ((k1 & CL_N) && !isolate_digits) return run_of(s, n, i + 1 + l1, CL_N, true);
-        if (!(k1 & OTHER_MASK)) return run_of(s, n, i + 1 + l1, OTHER_MASK, false);
+        if (!(k1 & other)) return run_of(s, n, i + 1 + l1, other, false);
     }
-    if (k0 & CL_L) return run_of(s, n, i + l0, CL_L, true);
+    if (k0 & CL_L) return run_of_stop(s, n, i + l0, CL_L, dig);
     if (k0 & CL_N) return run_of(s, n, i + l0, CL_N, true);
-    if (!(k0 & OTHER_MASK)) return run_of(s, n, i + l0, OTHER_MASK, false);
+    if (!(k0 & other)) return run_of(s, n, i + l0, other, false);
     /* \s+(?!\S)|\s+ */
     size_t j = i, last = i;
     while (j < n) {
@@ -101,7 +114,7 @@ static size_t split_gpt2(const uint8_t *s, size_t n, size_t i, bool isolate_digi
         last = j;
         j += l;
     }
-    bool at_end = j == n || (isolate_digits && (cls_at(s, n, j, &l1) & CL_N));
+    bool at_end = j == n || (cls_at(s, n, j, &l1) & dig);
     return at_end || last == i ? j : last;
 }
 

@@ -34,11 +34,12 @@ static void uni_init(void) {
     uint8_t *flat = calloc(0x110000, 1);
     if (!flat) return;
     uni_fill(flat, UNI_LETTER, NELEM(UNI_LETTER), CL_L);
-    uni_fill(flat, UNI_NUMBER, NELEM(UNI_NUMBER), CL_N);
+    uni_fill(flat, UNI_NUMBER, NELEM(UNI_NUMBER), CL_N | CL_D);
+    uni_fill(flat, UNI_DIGITS_EXTRA, NELEM(UNI_DIGITS_EXTRA), CL_D);
     uni_fill(flat, UNI_SPACE, NELEM(UNI_SPACE), CL_S);
     uni_fill(flat, UNI_NFC_CHECK, NELEM(UNI_NFC_CHECK), CL_NFC);
-    /* blocks 0..15: uniform blocks of each class value, then one per non-uniform 256-block */
-    size_t n_blocks = 16, mixed = 0;
+    /* blocks 0..31: uniform blocks of each class value, then one per non-uniform 256-block */
+    size_t n_blocks = 32, mixed = 0;
     for (size_t b = 0; b < 0x1100; b++) {
         const uint8_t *p = flat + b * 256;
         for (size_t i = 1; i < 256; i++)
@@ -52,7 +53,7 @@ static void uni_init(void) {
         free(flat);
         return;
     }
-    for (size_t v = 0; v < 16; v++) memset(tok_uni_blocks + v * 256, (int)v, 256);
+    for (size_t v = 0; v < 32; v++) memset(tok_uni_blocks + v * 256, (int)v, 256);
     for (size_t b = 0; b < 0x1100; b++) {
         const uint8_t *p = flat + b * 256;
         bool uniform = true;

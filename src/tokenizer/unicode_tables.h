@@ -155,6 +155,12 @@ static const uint32_t UNI_NUMBER[][2] = { /* 144 ranges */
     {0x1ECAD, 0x1ECAF}, {0x1ECB1, 0x1ECB4}, {0x1ED01, 0x1ED2D}, {0x1ED2F, 0x1ED3D}, {0x1F100, 0x1F10C}, {0x1FBF0, 0x1FBF9},
 };
 
+/* numeric for the Digits pre-tokenizer (Rust's char::is_numeric in the reference's build, a newer
+ * Unicode than Oniguruma's) but not \\p{N}: probed from `tokenizers` */
+static const uint32_t UNI_DIGITS_EXTRA[][2] = { /* 2 ranges */
+    {0x11DE0, 0x11DE9}, {0x16FF4, 0x16FF6},
+};
+
 /* White_Space */
 static const uint32_t UNI_SPACE[][2] = { /* 10 ranges */
     {0x9, 0xD}, {0x20, 0x20}, {0x85, 0x85}, {0xA0, 0xA0}, {0x1680, 0x1680}, {0x2000, 0x200A},

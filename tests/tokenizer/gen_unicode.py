@@ -7,6 +7,9 @@ from two places of two different ages, so the tables do too:
   * The pre-tokenizer regexes (\\p{L}, \\p{N}, \\s) run on Oniguruma, whose tables are Unicode 16.0:
     letters are General_Category L*, numbers N*, and \\s is the White_Space property (25 code points).
     Source: `unicodedata2` 16.0.0 (PyPI), a backport of Python's unicodedata at Unicode 16.0.
+  * SmolLM's Digits pre-tokenizer uses Rust's char::is_numeric, at the Unicode of the Rust that built
+    `tokenizers` (newer than Oniguruma's): UNI_DIGITS_EXTRA holds what it calls numeric beyond \\p{N},
+    probed from the installed `tokenizers` (pinned in tests/requirements.txt).
   * The NFC normalizer (Qwen2's tokenizer.json has one) uses the crate unicode-normalization-alignments,
     whose tables are Unicode 9.0: a mark added in 10.0 or later has combining class 0 there and never
     decomposes or composes. So the normalization data below is Unicode 16.0's restricted to the code
@@ -189,6 +192,10 @@ def generate(path):
         f.write("/* General_Category N* (numbers) */\n")
         emit_ranges(f, "UNI_NUMBER", ranges(is_n))
         ws = set(WHITE_SPACE)
+        extra = digits_extra()
+        f.write("/* numeric for the Digits pre-tokenizer (Rust's char::is_numeric in the reference's build, a newer\n"
+                " * Unicode than Oniguruma's) but not \\\\p{N}: probed from `tokenizers` */\n")
+        emit_ranges(f, "UNI_DIGITS_EXTRA", ranges(lambda c: c in extra))
         f.write("/* White_Space */\n")
         emit_ranges(f, "UNI_SPACE", ranges(lambda c: c in ws))
         f.write("/* may change under NFC: ccc != 0, NFC_Quick_Check No or Maybe (Unicode 9.0) */\n")
@@ -227,6 +234,24 @@ def generate(path):
 
 # ---- verification against Hugging Face ----
 
+def hf_digits():
+    """The code points the Digits pre-tokenizer (individual_digits) isolates: Rust's char::is_numeric, at
+    the Unicode version of the Rust that built `tokenizers`. Probed as "a" c "a" c ...: a piece of one
+    character other than "a" is a digit."""
+    from tokenizers import pre_tokenizers
+    d = pre_tokenizers.Digits(individual_digits=True)
+    out = set()
+    for base in range(0, len(SCALARS), 50000):
+        text = "".join("a" + chr(c) for c in SCALARS[base:base + 50000])
+        out.update(ord(p) for p, _ in d.pre_tokenize_str(text) if len(p) == 1 and p != "a")
+    return out
+
+def digits_extra():
+    digits = hf_digits()
+    n = {c for c in SCALARS if is_n(c)}
+    assert n <= digits, [hex(c) for c in sorted(n - digits)[:10]]
+    return digits - n
+
 def hf_class(pat):
     from tokenizers import pre_tokenizers, Regex
     sp = pre_tokenizers.Split(Regex(pat), "removed")
@@ -248,6 +273,11 @@ def verify():
         diff = sorted(hf ^ mine)
         print(f"class {name}: {len(mine)} code points, {len(diff)} differ from tokenizers", [hex(c) for c in diff[:10]])
         bad += len(diff)
+    d = hf_digits()
+    mine_d = {c for c in SCALARS if is_n(c)} | digits_extra()
+    diff = sorted(d ^ mine_d)
+    print(f"class D (Digits): {len(mine_d)} code points, {len(diff)} differ from tokenizers", [hex(c) for c in diff[:10]])
+    bad += len(diff)
     ccc, full, comp = norm_data()
     nfc = normalizers.NFC()
     cases = [chr(c) for c in SCALARS]
