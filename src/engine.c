@@ -16,7 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "engine.h"
 
-#include "backend/cpu/pool.h" /* the thread pool, for sampling the rows of a step in parallel */
+#include "pool.h"
 #include "log.h"
 
 #include <math.h>
@@ -168,12 +168,13 @@ Engine *engine_create(Model *m, const Tokenizer *tok, const EngineOptions *opt, 
     e->b_slot_of_logits = malloc((size_t)o.n_slots * sizeof *e->b_slot_of_logits);
     e->logits = malloc((size_t)o.n_slots * e->vocab * sizeof *e->logits);
     e->b_ids = malloc((size_t)o.n_slots * sizeof *e->b_ids);
-    if (e->backend->kind != BACKEND_CPU && o.n_slots > 1) { /* the CPU backend's own threads are busy enough */
+    int n_sample = o.sample_threads;
+    if (n_sample <= 0) { /* automatic: the CPU backend's own threads are busy enough */
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        int n = cpus < 2 ? 1 : cpus > 8 ? 8 : (int)cpus;
-        if (n > o.n_slots) n = o.n_slots;
-        if (n > 1) e->sample_pool = pool_create(n); /* NULL: sampled one by one */
+        n_sample = e->backend->kind == BACKEND_CPU || cpus < 2 ? 1 : cpus > 8 ? 8 : (int)cpus;
     }
+    if (n_sample > o.n_slots) n_sample = o.n_slots;
+    if (n_sample > 1) e->sample_pool = pool_create(n_sample); /* NULL: sampled one by one */
     e->b_logprobs = malloc((size_t)o.n_slots * sizeof *e->b_logprobs);
     e->queue = calloc((size_t)(o.max_queue > 0 ? o.max_queue : 1), sizeof *e->queue);
     e->dropped = calloc((size_t)(o.max_queue > 0 ? o.max_queue : 1), sizeof *e->dropped);

@@ -36,6 +36,9 @@ typedef struct EngineOptions {
     int gpu_device;
     int force_cpu;
     int exact;      /* the CPU backend's reference mode (BackendOptions.exact) */
+    int sample_threads; /* threads that sample a step's rows of logits: 0 = automatic (up to 8 with a GPU
+                           backend; 1 with the CPU backend, whose own threads are busy); 1 = the engine
+                           thread alone. The tokens never depend on it (a sampler per slot). */
 } EngineOptions;
 
 EngineOptions engine_defaults(void);

@@ -35,6 +35,36 @@ def orcd_logits(orcd, model, ids, vocab, flags, env, out):
     return np.fromfile(out, dtype=np.float32).reshape(len(ids), vocab)
 
 
+def compare(orcd, model, golden, mode, margin=0.2):
+    """orcd (mode: MODES) against the reference folder `golden` on every prompt: largest and mean |diff| of
+    the reference's top-k logits and of the whole last row, the logit scale, top-1 agreement at every
+    stored position, and at the positions where the reference's top-1 margin exceeds `margin`."""
+    golden = Path(golden)
+    index = json.loads((golden / "index.json").read_text())
+    vocab = index["model"]["hparams"]["vocab_size"]
+    flags, env = MODES[mode]
+    r = {"worst": 0.0, "scale": 0.0, "agree": 0, "n": 0, "sure_agree": 0, "sure": 0, "prompts": len(index["prompts"])}
+    errs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in index["prompts"]:
+            z = np.load(golden / p["file"])
+            lg = orcd_logits(orcd, model, z["ids"], vocab, flags, env, Path(tmp) / "l.bin")
+            rows = lg[z["positions"]]
+            got = np.take_along_axis(rows, z["topk_ids"].astype(np.int64), axis=1)
+            d = np.abs(got - z["topk_logits"])
+            r["worst"] = max(r["worst"], d.max(), np.abs(lg[-1] - z["last_logits"].astype(np.float32)).max())
+            r["scale"] = max(r["scale"], np.abs(z["topk_logits"]).max())
+            errs.append(d.ravel())
+            same = rows.argmax(axis=1) == z["topk_ids"][:, 0]
+            sure = z["topk_logits"][:, 0] - z["topk_logits"][:, 1] > margin
+            r["agree"] += same.sum()
+            r["n"] += len(rows)
+            r["sure_agree"] += same[sure].sum()
+            r["sure"] += sure.sum()
+    r["mean"] = float(np.concatenate(errs).mean())
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orcd", default="build/orcd")
@@ -43,32 +73,14 @@ def main():
     ap.add_argument("--mode", action="append", choices=sorted(MODES))
     ap.add_argument("--rtol", type=float, default=0.02, help="largest difference / logit scale allowed")
     a = ap.parse_args()
-    golden = Path(a.golden)
-    index = json.loads((golden / "index.json").read_text())
-    vocab = index["model"]["hparams"]["vocab_size"]
     bad = False
-    with tempfile.TemporaryDirectory() as tmp:
-        for mode in a.mode or ["gpu-exact", "gpu-8bit"]:
-            flags, env = MODES[mode]
-            worst, scale, errs, agree, n = 0.0, 0.0, [], 0, 0
-            for p in index["prompts"]:
-                z = np.load(golden / p["file"])
-                lg = orcd_logits(a.orcd, a.model, z["ids"], vocab, flags, env, Path(tmp) / "l.bin")
-                rows = lg[z["positions"]]
-                got = np.take_along_axis(rows, z["topk_ids"].astype(np.int64), axis=1)
-                d = np.abs(got - z["topk_logits"])
-                ref_last = z["last_logits"].astype(np.float32)
-                worst = max(worst, d.max(), np.abs(lg[-1] - ref_last).max())
-                scale = max(scale, np.abs(z["topk_logits"]).max())
-                errs.append(d.ravel())
-                agree += (rows.argmax(axis=1) == z["topk_ids"][:, 0]).sum()
-                n += len(rows)
-            mean = np.concatenate(errs).mean()
-            ok = worst <= a.rtol * scale or mode in ("gpu-8bit", "cpu")
-            bad |= not ok
-            print(f"{Path(a.model).name} {mode}: max |orcd - reference| {worst:.4g}, mean {mean:.4g}, logit scale "
-                  f"{scale:.3g} ({worst / scale:.2%}); top-1 agrees at {agree} of {n} positions "
-                  f"({len(index['prompts'])} prompts){'' if ok else '  OVER ' + str(a.rtol) + ' x scale'}")
+    for mode in a.mode or ["gpu-exact", "gpu-8bit"]:
+        r = compare(a.orcd, a.model, a.golden, mode)
+        ok = r["worst"] <= a.rtol * r["scale"] or mode in ("gpu-8bit", "cpu")
+        bad |= not ok
+        print(f"{Path(a.model).name} {mode}: max |orcd - reference| {r['worst']:.4g}, mean {r['mean']:.4g}, logit "
+              f"scale {r['scale']:.3g} ({r['worst'] / r['scale']:.2%}); top-1 agrees at {r['agree']} of {r['n']} "
+              f"positions ({r['prompts']} prompts){'' if ok else '  OVER ' + str(a.rtol) + ' x scale'}")
     sys.exit(1 if bad else 0)
 
 

@@ -14,6 +14,7 @@ top-1 token agrees wherever the CPU's top-1 margin exceeds twice the largest dif
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -202,39 +203,23 @@ GPU_EXACT_ATOL = 0.1   # GPU exact mode against transformers: fp16 KV store and 
 GPU_8BIT_MEAN = 0.1    # 8-bit activations: the CPU's fast-mode bound (test_logits.FAST_MEAN_ATOL)
 
 
-def test_real_model_against_transformers(orcd_bin, cuda_device, tmp_path, monkeypatch):
+def test_real_model_against_transformers(orcd_bin, cuda_device):
     """The default real model on the GPU against Hugging Face transformers (tests/golden, the same weights
-    dequantized): the reference's top-20 logits at every position and the whole last row, every golden
-    prompt; fp32 activations (ORCD_CUDA_EXACT=1) within GPU_EXACT_ATOL with the same top-1 wherever the
-    reference's margin exceeds twice that, and 8-bit activations (the default) within GPU_8BIT_MEAN on
-    average."""
-    from test_logits import logits
+    dequantized; tools/compare_golden.py): the reference's top-20 logits at every position and the whole
+    last row, every golden prompt; fp32 activations (ORCD_CUDA_EXACT=1) within GPU_EXACT_ATOL with the same
+    top-1 wherever the reference's margin exceeds twice that, and 8-bit activations (the default) within
+    GPU_8BIT_MEAN on average."""
+    sys.path.insert(0, str(REPO / "tools"))
+    from compare_golden import compare
     index = json.loads((GOLDEN / "index.json").read_text())
     model = Path(os.environ.get("ORCD_MODELS", REPO / "models")) / index["model"]["file"]
     if not model.exists() or model.stat().st_size != index["model"]["size"]:
         pytest.skip(f"{model} (the golden files' model) is not here")
-    vocab = index["model"]["hparams"]["vocab_size"]
-    for exact in ("1", "0"):
-        monkeypatch.setenv("ORCD_CUDA_EXACT", exact)
-        worst, errs, agree, sure = 0.0, [], 0, 0
-        for p in index["prompts"]:
-            z = np.load(GOLDEN / p["file"])
-            lg = logits(orcd_bin, model, z["ids"], vocab, tmp_path)
-            rows = lg[z["positions"]]
-            got = np.take_along_axis(rows, z["topk_ids"].astype(np.int64), axis=1)
-            diff = np.abs(got - z["topk_logits"])
-            last = np.abs(lg[-1] - z["last_logits"].astype(np.float32))
-            worst = max(worst, diff.max(), last.max())
-            errs.append(diff.ravel())
-            margin = z["topk_logits"][:, 0] - z["topk_logits"][:, 1]
-            ok = margin > 2 * GPU_EXACT_ATOL
-            sure += ok.sum()
-            agree += (rows.argmax(axis=1) == z["topk_ids"][:, 0])[ok].sum()
-        mean = np.concatenate(errs).mean()
-        print(f"{'exact' if exact == '1' else '8-bit'}: max |gpu - transformers| {worst:.4f}, mean {mean:.4f} "
-              f"(top-20 logits, {len(index['prompts'])} prompts); top-1 agrees at {agree} of {sure} positions "
-              f"with a margin over {2 * GPU_EXACT_ATOL}")
-        if exact == "1":
-            assert worst <= GPU_EXACT_ATOL and agree == sure
+    for mode in ("gpu-exact", "gpu-8bit"):
+        r = compare(str(orcd_bin), model, GOLDEN, mode, margin=2 * GPU_EXACT_ATOL)
+        print(f"{mode}: max |gpu - transformers| {r['worst']:.4f}, mean {r['mean']:.4f} ({r['prompts']} prompts); "
+              f"top-1 agrees at {r['sure_agree']} of {r['sure']} positions with a margin over {2 * GPU_EXACT_ATOL}")
+        if mode == "gpu-exact":
+            assert r["worst"] <= GPU_EXACT_ATOL and r["sure_agree"] == r["sure"]
         else:
-            assert mean <= GPU_8BIT_MEAN
+            assert r["mean"] <= GPU_8BIT_MEAN

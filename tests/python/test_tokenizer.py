@@ -159,6 +159,14 @@ def test_qwen2_special_tokens_match_hf(orcd_bin, default_model, qwen_hf, qwen_sp
     assert_same_ids(texts, got, hf_ids(qwen_hf, texts), "hf", "qwen2 --special")
 
 
+def test_smollm_digits_newer_than_oniguruma(orcd_bin, llama_model, smol_hf):
+    """SmolLM's Digits pre-tokenizer uses Rust's is_numeric, newer than the regex's \\p{N}: U+11DE0..9 and
+    U+16FF4..6 are digits to it (found by a CI seed: U+11DE3 before 's), alone, in runs, after spaces."""
+    texts = ["\U00011de3's", "x\U00011de0\U00011de9y", "a  \U00016ff4 b", "\u2603\U00016ff6'", "1\U00011de5 2",
+             "\u0378's"]  # the last: unassigned everywhere, "other" for both
+    assert_same_ids(texts, orcd_ids(orcd_bin, llama_model, texts), hf_ids(smol_hf, texts), "hf", "smollm digits")
+
+
 def test_smollm_matches_hf(orcd_bin, llama_model, smol_hf, smol_meta):
     specials = [t for t, ty in zip(smol_meta["tokenizer.ggml.tokens"], smol_meta["tokenizer.ggml.token_type"]) if ty == 3]
     texts = tok_textgen.strings(rng("smol"), 5000, avoid=specials)

@@ -20,7 +20,7 @@
 #include "../backend.h"
 #include "vec.h"
 #include "ops.h"
-#include "pool.h"
+#include "../../pool.h"
 
 #include <math.h>
 #include <stdio.h>
