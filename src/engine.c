@@ -10,7 +10,9 @@
  * not to be; a stop string found ends the request, and neither it nor what follows is emitted.
  *
  * Sampling: when every slot that samples is greedy, a backend with forward_argmax chooses on its side;
- * otherwise the rows of logits are sampled on the host, in parallel over the slots when the backend is a
+ * otherwise, when the samplers can choose from each row's best few (top-k, greedy: sampler_sample_top) and
+ * the backend has forward_topk, only those cross (a row they cannot decide is fetched whole); otherwise
+ * the rows of logits come to the host. Rows are sampled in parallel over the slots when the backend is a
  * GPU (each slot has its own sampler and random state, so the tokens do not depend on the threads).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -68,6 +70,9 @@ struct Engine {
     float *logits;     /* (n_slots, vocab) */
     int32_t *b_ids;    /* (n_slots,) the step's choices (the backend's greedy ones, or sampled) */
     float *b_logprobs; /* (n_slots,) their log-probabilities (NaN for sampled tokens) */
+    float *cand_val;   /* (n_slots, SAMPLER_MAX_CANDIDATES) each row's best logits (forward_topk) ... */
+    int32_t *cand_id;  /* ... and their ids */
+    int cand_k;        /* candidates per row in this step; 0: the rows are in logits */
     Pool *sample_pool; /* threads that sample the rows of a step (GPU backends, several slots); or NULL */
     /* the queue, under mu */
     pthread_mutex_t mu;
@@ -176,10 +181,13 @@ Engine *engine_create(Model *m, const Tokenizer *tok, const EngineOptions *opt, 
     if (n_sample > o.n_slots) n_sample = o.n_slots;
     if (n_sample > 1) e->sample_pool = pool_create(n_sample); /* NULL: sampled one by one */
     e->b_logprobs = malloc((size_t)o.n_slots * sizeof *e->b_logprobs);
+    e->cand_val = malloc((size_t)o.n_slots * SAMPLER_MAX_CANDIDATES * sizeof *e->cand_val);
+    e->cand_id = malloc((size_t)o.n_slots * SAMPLER_MAX_CANDIDATES * sizeof *e->cand_id);
     e->queue = calloc((size_t)(o.max_queue > 0 ? o.max_queue : 1), sizeof *e->queue);
     e->dropped = calloc((size_t)(o.max_queue > 0 ? o.max_queue : 1), sizeof *e->dropped);
     if (!e->table || !e->free_pages || !e->slots || !e->b_token || !e->b_pos || !e->b_seq || !e->b_want ||
-        !e->b_slot_of_logits || !e->logits || !e->b_ids || !e->b_logprobs || !e->queue || !e->dropped)
+        !e->b_slot_of_logits || !e->logits || !e->b_ids || !e->b_logprobs || !e->cand_val || !e->cand_id || !e->queue ||
+        !e->dropped)
         goto oom;
     for (int i = 0; i < o.n_slots * e->pages_per_slot; i++) e->table[i] = -1;
     for (int p = 0; p < e->n_pages; p++) e->free_pages[p] = e->n_pages - 1 - p;
@@ -220,6 +228,7 @@ void engine_free(Engine *e) {
         for (int i = 0; i < e->q_len; i++) req_free(&e->queue[(e->q_head + i) % e->opt.max_queue]);
     free(e->slots), free(e->table), free(e->free_pages), free(e->b_token), free(e->b_pos), free(e->b_seq);
     free(e->b_want), free(e->b_slot_of_logits), free(e->logits), free(e->b_ids), free(e->b_logprobs), free(e->queue), free(e->cancel_ids);
+    free(e->cand_val), free(e->cand_id);
     free(e->dropped);
     if (e->sample_pool) pool_free(e->sample_pool);
     pthread_mutex_destroy(&e->mu);
@@ -471,14 +480,40 @@ static int admit(Engine *e, Req *dropped, int *n_dropped) {
     return admitted;
 }
 
-/* row k of the step's logits: its slot's sampler chooses (pool task: one row each) */
+/* row k of the step: its slot's sampler chooses (pool task: one row each), from the row's candidates when
+ * the step has them and they decide it, else from the whole row (fetched from the backend if need be);
+ * -1 when that fetch fails */
 static void sample_task(void *ctx, int k, int thread) {
     (void)thread;
     Engine *e = ctx;
     Slot *sl = &e->slots[e->b_slot_of_logits[k]];
     if (!sl->active) return;
-    e->b_ids[k] = sampler_sample(sl->sampler, e->logits + (size_t)k * e->vocab, sl->tokens, sl->n_tokens, NULL);
     e->b_logprobs[k] = NAN; /* not computed: one more exp per vocabulary entry, and nothing reports it yet */
+    const size_t c0 = (size_t)k * e->cand_k;
+    if (e->cand_k &&
+        !sampler_sample_top(sl->sampler, e->cand_val + c0, e->cand_id + c0, e->cand_k, sl->tokens, sl->n_tokens, &e->b_ids[k]))
+        return;
+    float *row = e->logits + (size_t)k * e->vocab;
+    char err[256];
+    if (e->cand_k && e->backend->logits_row(e->backend, k, row, err, sizeof err)) {
+        log_error("logits of row %d: %s", k, err);
+        e->b_ids[k] = -1;
+        return;
+    }
+    e->b_ids[k] = sampler_sample(sl->sampler, row, sl->tokens, sl->n_tokens, NULL);
+}
+
+/* Candidates per row for a step that samples: the most any row's sampler needs, when the backend can send
+ * only those; 0 (whole rows) when it cannot, or when most rows need the whole row anyway. */
+static int step_candidates(const Engine *e, int n_logits) {
+    if (!e->backend->forward_topk || !e->backend->logits_row) return 0;
+    int k = 0, whole = 0;
+    for (int i = 0; i < n_logits; i++) {
+        const int need = sampler_candidates_needed(e->slots[e->b_slot_of_logits[i]].sampler);
+        if (!need) whole++;
+        if (need > k) k = need;
+    }
+    return 2 * whole > n_logits ? 0 : k;
 }
 
 int engine_step(Engine *e) {
@@ -525,8 +560,11 @@ int engine_step(Engine *e) {
          * and only ids cross (the CUDA backend); otherwise logits come back for the sampler */
         bool greedy = e->backend->forward_argmax != NULL && n_logits > 0;
         for (int k = 0; k < n_logits && greedy; k++) greedy = sampler_is_greedy(e->slots[e->b_slot_of_logits[k]].sampler);
-        int rc = greedy ? e->backend->forward_argmax(e->backend, &b, &kv, e->b_ids, e->b_logprobs, err, sizeof err)
-                        : e->backend->forward(e->backend, &b, &kv, e->logits, err, sizeof err);
+        e->cand_k = greedy ? 0 : step_candidates(e, n_logits);
+        int rc = greedy     ? e->backend->forward_argmax(e->backend, &b, &kv, e->b_ids, e->b_logprobs, err, sizeof err)
+                 : e->cand_k ? e->backend->forward_topk(e->backend, &b, &kv, e->cand_k, e->cand_val, e->cand_id, err,
+                                                        sizeof err)
+                             : e->backend->forward(e->backend, &b, &kv, e->logits, err, sizeof err);
         if (rc) {
             log_error("forward: %s", err);
             for (int s = 0; s < n_slots; s++)
@@ -543,6 +581,10 @@ int engine_step(Engine *e) {
                 if (!sl->active) continue;
                 const float lp = e->b_logprobs[k];
                 const int32_t tok = e->b_ids[k];
+                if (tok < 0) {
+                    finish(e, s, STOP_ERROR, ENGINE_ERR_INTERNAL, "reading the logits from the backend failed");
+                    continue;
+                }
                 if (!sl->t_first) sl->t_first = now_ms();
                 if (tokenizer_is_eog(e->tok, tok) && !sl->req.r.ignore_eog) {
                     finish(e, s, STOP_EOG, 0, NULL);

@@ -1,6 +1,9 @@
 /*
  * sampler: penalties, temperature and truncation over one row of logits, then a draw from xoshiro256**.
  *
+ * A backend that keeps the logits may send only each row's best few (sampler_sample_top): for top-k
+ * sampling and greedy choice that is the same draw on the same logits, token for token.
+ *
  * Truncation without sorting the whole vocabulary: top-k by one pass with a heap (k <= HEAP_TOP_K, the
  * common case) or by quickselect; top-p and min-p on the CAND_CAP
  * best tokens, sorted; only when the answer may lie beyond those (a nearly flat distribution) is the whole
@@ -17,6 +20,7 @@
 
 #define CAND_CAP 1024
 #define HEAP_TOP_K 256 /* top-k up to this by one pass with a heap; larger by quickselect */
+_Static_assert(SAMPLER_MAX_CANDIDATES <= HEAP_TOP_K, "candidate rows take the heap path's order");
 
 typedef struct Cand {
     int32_t id;
@@ -111,19 +115,36 @@ void sampler_free(Sampler *s) {
 /* ---------------------------------------------------------------------------------------------------- */
 /* steps */
 
-static void apply_penalties(Sampler *s, float *logits, const int32_t *hist, int n) {
-    const SamplerParams *p = &s->p;
-    if (p->repetition_penalty == 1.0f && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f) return;
-    int start = p->penalty_last_n < 0 || p->penalty_last_n > n ? 0 : n - p->penalty_last_n;
+static int has_penalties(const SamplerParams *p) {
+    return p->repetition_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f;
+}
+
+/* logit l of a token that occurs `count` times in the penalty window */
+static float penalized(const SamplerParams *p, float l, int count) {
+    if (p->repetition_penalty != 1.0f) l = l > 0 ? l / p->repetition_penalty : l * p->repetition_penalty;
+    return l - ((float)count * p->frequency_penalty + p->presence_penalty);
+}
+
+/* s->count[t] = occurrences of t in the penalty window of hist (zero again after use: count_clear) */
+static int count_window(Sampler *s, const int32_t *hist, int n) {
+    const int start = s->p.penalty_last_n < 0 || s->p.penalty_last_n > n ? 0 : n - s->p.penalty_last_n;
     for (int i = start; i < n; i++)
         if (hist[i] >= 0 && hist[i] < s->vocab) s->count[hist[i]]++;
+    return start;
+}
+
+static void count_clear(Sampler *s, const int32_t *hist, int start, int n) {
+    for (int i = start; i < n; i++)
+        if (hist[i] >= 0 && hist[i] < s->vocab) s->count[hist[i]] = 0;
+}
+
+static void apply_penalties(Sampler *s, float *logits, const int32_t *hist, int n) {
+    if (!has_penalties(&s->p)) return;
+    const int start = count_window(s, hist, n);
     for (int i = start; i < n; i++) {
         int t = hist[i];
         if (t < 0 || t >= s->vocab || s->count[t] == 0) continue; /* each token once */
-        float l = logits[t];
-        if (p->repetition_penalty != 1.0f) l = l > 0 ? l / p->repetition_penalty : l * p->repetition_penalty;
-        l -= (float)s->count[t] * p->frequency_penalty + p->presence_penalty;
-        logits[t] = l;
+        logits[t] = penalized(&s->p, logits[t], s->count[t]);
         s->count[t] = 0;
     }
 }
@@ -202,6 +223,98 @@ int sampler_is_greedy(const Sampler *s) {
            p->presence_penalty == 0.0f;
 }
 
+/* The draw over what top-k left, c[0..n): candidates at the temperature, cmax the largest of them (best
+ * first when top-p or min-p truncate; any order otherwise): each one's exp once, top-p, min-p, then one
+ * uniform from the random state. */
+static int32_t draw(Sampler *s, Cand *c, int n, float cmax) {
+    const SamplerParams *p = &s->p;
+    double zn = 0; /* normaliser of what top-k left */
+    for (int i = 0; i < n; i++) zn += c[i].w = exp((double)c[i].logit - cmax);
+    if (p->top_p < 1.0f || p->min_p > 0.0f) {
+        /* sort only the CAND_CAP best, unless the answer may lie beyond them */
+        int m = n > CAND_CAP ? CAND_CAP : n;
+        if (m < n) select_top(c, n, m);
+        qsort(c, (size_t)m, sizeof *c, cmp_cand);
+        if (m < n) {
+            double mass = 0;
+            for (int i = 0; i < m; i++) mass += c[i].w / zn;
+            int more = (p->top_p < 1.0f && mass < p->top_p) ||
+                       (p->min_p > 0.0f && c[m - 1].logit >= c[0].logit + logf(p->min_p));
+            if (more) qsort(c, (size_t)n, sizeof *c, cmp_cand), m = n;
+        }
+        n = m;
+        /* top-p: the smallest prefix whose probability reaches top_p */
+        if (p->top_p < 1.0f) {
+            double cum = 0;
+            for (int i = 0; i < n; i++) {
+                cum += c[i].w / zn;
+                if (cum >= p->top_p) {
+                    n = i + 1;
+                    break;
+                }
+            }
+        }
+        /* min-p: drop tokens less likely than min_p times the most likely */
+        if (p->min_p > 0.0f) {
+            double floor_logit = (double)c[0].logit + log(p->min_p);
+            int keep = 1;
+            while (keep < n && c[keep].logit >= floor_logit) keep++;
+            n = keep;
+        }
+    }
+    /* draw from what is left, renormalised */
+    double total = 0;
+    for (int i = 0; i < n; i++) total += c[i].w;
+    double u = rng_uniform(s->rng) * total, acc = 0;
+    int32_t chosen = c[n - 1].id;
+    for (int i = 0; i < n; i++) {
+        acc += c[i].w;
+        if (u < acc) {
+            chosen = c[i].id;
+            break;
+        }
+    }
+    return chosen;
+}
+
+int sampler_candidates_needed(const Sampler *s) {
+    const SamplerParams *p = &s->p;
+    if (p->repetition_penalty < 1.0f || p->frequency_penalty < 0.0f || p->presence_penalty < 0.0f) return 0;
+    if (p->temperature == 0.0f) return 1;
+    return p->top_k > 0 && p->top_k <= SAMPLER_MAX_CANDIDATES && p->top_k < s->vocab ? p->top_k : 0;
+}
+
+/* The best n_cand logits in, best first: the penalties can only lower a logit here (see
+ * sampler_candidates_needed), so a candidate that keeps its logit, or whose lowered logit still beats the
+ * last candidate's, still ranks before every token beyond the candidates; if the `need` best after the
+ * penalties all are such, they are the `need` best of the whole row, and the rest is sampler_sample's. */
+int sampler_sample_top(Sampler *s, const float *val, const int32_t *id, int n_cand, const int32_t *history,
+                       int n_history, int32_t *token) {
+    const SamplerParams *p = &s->p;
+    const int need = sampler_candidates_needed(s);
+    if (need < 1 || n_cand < need || n_cand > s->vocab) return -1;
+    Cand *c = s->cand;
+    const float last = val[n_cand - 1];
+    for (int i = 0; i < n_cand; i++) c[i] = (Cand){id[i], val[i], 0.0}; /* w = 1: penalized */
+    if (has_penalties(p)) {
+        const int start = count_window(s, history, n_history);
+        for (int i = 0; i < n_cand; i++)
+            if (c[i].id >= 0 && c[i].id < s->vocab && s->count[c[i].id])
+                c[i].logit = penalized(p, c[i].logit, s->count[c[i].id]), c[i].w = 1.0;
+        count_clear(s, history, start, n_history);
+        qsort(c, (size_t)n_cand, sizeof *c, cmp_cand);
+        for (int i = 0; i < need; i++)
+            if (c[i].w != 0.0 && !(c[i].logit > last)) return -1; /* a token beyond may now rank here */
+    }
+    if (p->temperature == 0.0f) {
+        *token = c[0].id;
+        return 0;
+    }
+    for (int i = 0; i < need; i++) c[i].logit /= p->temperature, c[i].w = 0.0;
+    *token = draw(s, c, need, c[0].logit);
+    return 0;
+}
+
 int sampler_sample(Sampler *s, float *logits, const int32_t *history, int n_history, float *logprob) {
     const SamplerParams *p = &s->p;
     const int V = s->vocab;
@@ -228,52 +341,7 @@ int sampler_sample(Sampler *s, float *logits, const int32_t *history, int n_hist
                 n = p->top_k;
             }
         }
-        double zn = 0; /* normaliser of what top-k left */
-        for (int i = 0; i < n; i++) zn += c[i].w = exp((double)c[i].logit - cmax);
-        if (p->top_p < 1.0f || p->min_p > 0.0f) {
-            /* sort only the CAND_CAP best, unless the answer may lie beyond them */
-            int m = n > CAND_CAP ? CAND_CAP : n;
-            if (m < n) select_top(c, n, m);
-            qsort(c, (size_t)m, sizeof *c, cmp_cand);
-            if (m < n) {
-                double mass = 0;
-                for (int i = 0; i < m; i++) mass += c[i].w / zn;
-                int more = (p->top_p < 1.0f && mass < p->top_p) ||
-                           (p->min_p > 0.0f && c[m - 1].logit >= c[0].logit + logf(p->min_p));
-                if (more) qsort(c, (size_t)n, sizeof *c, cmp_cand), m = n;
-            }
-            n = m;
-            /* top-p: the smallest prefix whose probability reaches top_p */
-            if (p->top_p < 1.0f) {
-                double cum = 0;
-                for (int i = 0; i < n; i++) {
-                    cum += c[i].w / zn;
-                    if (cum >= p->top_p) {
-                        n = i + 1;
-                        break;
-                    }
-                }
-            }
-            /* min-p: drop tokens less likely than min_p times the most likely */
-            if (p->min_p > 0.0f) {
-                double floor_logit = (double)c[0].logit + log(p->min_p);
-                int keep = 1;
-                while (keep < n && c[keep].logit >= floor_logit) keep++;
-                n = keep;
-            }
-        }
-        /* draw from what is left, renormalised */
-        double total = 0;
-        for (int i = 0; i < n; i++) total += c[i].w;
-        double u = rng_uniform(s->rng) * total, acc = 0;
-        chosen = c[n - 1].id;
-        for (int i = 0; i < n; i++) {
-            acc += c[i].w;
-            if (u < acc) {
-                chosen = c[i].id;
-                break;
-            }
-        }
+        chosen = draw(s, c, n, cmax);
     }
     if (logprob) {
         double z = 0; /* sum of exp(logit - max) at temperature 1 */

@@ -46,6 +46,20 @@ void sampler_reset(Sampler *s, const SamplerParams *p);
  * backend may make the choice where the logits are (Backend.forward_argmax). */
 int sampler_is_greedy(const Sampler *s);
 
+/* How many of a row's best logits sampler_sample_top needs to choose exactly as sampler_sample would: 1
+ * for greedy, top_k for top-k sampling (top_k <= SAMPLER_MAX_CANDIDATES, below the vocabulary), 0 when it
+ * needs the whole row (no top-k, or a penalty that can raise a logit: repetition below 1, negative
+ * frequency or presence). */
+#define SAMPLER_MAX_CANDIDATES 256
+int sampler_candidates_needed(const Sampler *s);
+
+/* sampler_sample given only a row's n_cand best logits (val, id: best first, equal values by smaller id):
+ * the same token from the same random state, without the row. 0 and *token; or -1, nothing consumed, when
+ * these candidates cannot decide it (fewer than needed, or a penalty moved one below where tokens beyond
+ * them may rank): then call sampler_sample with the whole row. No log-probability (that needs the row). */
+int sampler_sample_top(Sampler *s, const float *val, const int32_t *id, int n_cand, const int32_t *history,
+                       int n_history, int32_t *token);
+
 /* Choose a token from logits (vocab_size values, modified in place). history: the tokens so far (prompt
  * and generated) for the penalties. *logprob (if not NULL): log-probability of the chosen token under the
  * penalized distribution at temperature 1, before truncation (one more exp per vocabulary entry: pass

@@ -68,6 +68,15 @@ struct Backend {
      * first index of the largest logit and its log-probability (softmax at temperature 1). */
     int (*forward_argmax)(Backend *b, const Batch *batch, const KVPages *kv, int32_t *ids, float *logprobs,
                           char *err, size_t errlen);
+    /* Optional: forward, then for each entry that wants logits its k best (1 <= k <= 256; best first, equal
+     * logits by smaller id) into vals and ids (n_wanted, k), so that only those cross to the host; the
+     * logits stay with the backend until the next forward, for logits_row. */
+    int (*forward_topk)(Backend *b, const Batch *batch, const KVPages *kv, int k, float *vals, int32_t *ids,
+                        char *err, size_t errlen);
+    /* With forward_topk: the whole row `row` (of the wanted entries, in order) of the last forward_topk's
+     * logits into dst (vocab_size floats), for a sampler the candidates cannot serve. Safe to call from
+     * several threads at once. */
+    int (*logits_row)(Backend *b, int row, float *dst, char *err, size_t errlen);
     void (*free)(Backend *b);
     /* Optional: on = 1 starts a profile (steps run kernel by kernel, timed by group); on = 0 ends it and
      * writes a table of the time per step in each group to report. 0, or -1 when not available. */

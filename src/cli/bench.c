@@ -2,10 +2,11 @@
  * `orcd bench -m MODEL [-p 512] [-n 128] [-r 3] [--streams 1,16,64] [options]`: prefill and decode speed
  * through the engine, the path requests take. Each run submits one (or `streams` concurrent) requests of a
  * synthetic prompt of p tokens (ordinary token ids from a fixed seed) and generates exactly n tokens
- * (end-of-generation ignored, greedy). Prints medians over r runs: prefill tok/s, decode tok/s (all
+ * (end-of-generation ignored; greedy unless sampling options such as --temp are given). Prints medians over r runs: prefill tok/s, decode tok/s (all
  * streams together), time to first token, and for one stream the GB/s of weights read while decoding and,
  * where the backend measured its memory bandwidth (CUDA), the fraction of the bandwidth limit that is.
- * Where the backend can profile (CUDA), one more decode run prints the time per step in each kernel group.
+ * Where the backend can profile (CUDA), more runs print the time per step in each kernel group: decode at
+ * each stream count (1-token prompts, so every step is a decode step), then the p-token prefill.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -57,16 +58,14 @@ static double median(double *v, int n) {
 /* One run of `streams` requests at once. prefill: prompt tokens of all streams over the time until every
  * stream has its first token; decode: tokens after each stream's first, over the time from then to the end;
  * ttft: mean time to first token. */
-static int run_once(CliModel *cm, const int32_t *prompt, int n_prompt, int n_gen, int streams, double *prefill_tps,
-                    double *decode_tps, double *ttft_ms) {
+static int run_once(CliModel *cm, const SamplerParams *sp, const int32_t *prompt, int n_prompt, int n_gen, int streams,
+                    double *prefill_tps, double *decode_tps, double *ttft_ms) {
     Stream *st = calloc((size_t)streams, sizeof *st);
     if (!st) return -1;
-    SamplerParams sp = sampler_defaults();
-    sp.temperature = 0;
     char err[256];
     double t0 = now_s(), t_all_first = 0;
     for (int k = 0; k < streams; k++) {
-        EngineRequest r = {.prompt = prompt, .n_prompt = n_prompt, .max_tokens = n_gen, .sampling = sp,
+        EngineRequest r = {.prompt = prompt, .n_prompt = n_prompt, .max_tokens = n_gen, .sampling = *sp,
                            .ignore_eog = true, .on_token = on_token, .on_done = on_done, .user = &st[k]};
         uint64_t id;
         if (engine_submit(cm->engine, &r, &id, err, sizeof err) != ENGINE_OK) {
@@ -105,6 +104,7 @@ int cmd_bench(int argc, char **argv) {
     int n_prompt = 512, n_gen = 128, runs = 3;
     bool seed_set = false;
     SamplerParams sp = sampler_defaults();
+    sp.temperature = 0; /* greedy unless --temp says otherwise */
     EngineOptions eo = engine_defaults();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -162,7 +162,7 @@ int cmd_bench(int argc, char **argv) {
     for (int s = 0; s < n_streams && !rc; s++) {
         double pf[MAX_RUNS], dc[MAX_RUNS], tf[MAX_RUNS];
         for (int r = 0; r < runs && !rc; r++)
-            rc = run_once(&cm, prompt, n_prompt, n_gen, streams[s], &pf[r], &dc[r], &tf[r]);
+            rc = run_once(&cm, &sp, prompt, n_prompt, n_gen, streams[s], &pf[r], &dc[r], &tf[r]);
         if (rc) break;
         double p = median(pf, runs), d = median(dc, runs), t = median(tf, runs);
         printf("streams %3d: prefill %.1f tok/s (%d tokens) | decode %.1f tok/s (%d tokens each) | ttft %.0f ms",
@@ -176,12 +176,19 @@ int cmd_bench(int argc, char **argv) {
         }
         printf("  [median of %d]\n", runs);
     }
-    /* one more single-stream decode, kernel by kernel, for where a step's time goes */
-    if (!rc && be->profile && !be->profile((Backend *)be, 1, NULL, 0)) {
+    /* kernel by kernel: a decode run at each stream count (1-token prompts: every step a decode step), then
+     * the prefill of the whole prompt */
+    for (int s = 0; s <= n_streams && !rc && be->profile; s++) {
+        const int pre = s == n_streams, k = pre ? 1 : streams[s];
+        if (be->profile((Backend *)be, 1, NULL, 0)) break;
         double p, d, t;
-        rc = run_once(&cm, prompt, 1, n_gen, 1, &p, &d, &t); /* a 1-token prompt: every step a decode step */
+        rc = run_once(&cm, &sp, prompt, pre ? n_prompt : 1, pre ? 2 : n_gen, k, &p, &d, &t);
         char report[2048];
-        if (!be->profile((Backend *)be, 0, report, sizeof report)) printf("%s", report);
+        if (!be->profile((Backend *)be, 0, report, sizeof report)) {
+            if (pre) printf("profile of the %d-token prefill (and one decode step):\n", n_prompt);
+            else printf("profile of decode, %d stream%s:\n", k, k > 1 ? "s" : "");
+            printf("%s", report);
+        }
     }
     free(prompt);
     cli_close(&cm);

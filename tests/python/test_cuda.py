@@ -198,6 +198,20 @@ def test_same_seed_same_tokens(orcd_bin, cuda_device, gen_dir):
     assert outs["0.8"] != outs["0"], "sampling at 0.8 gave exactly the greedy tokens"
 
 
+def test_top_k_candidates_choose_as_whole_rows(orcd_bin, cuda_device, gen_dir):
+    """Sampling from each row's best logits sent by the GPU (forward_topk + sampler_sample_top) gives the
+    tokens that sampling the whole rows gives (ORCD_CUDA_TOPK=0), seed for seed: top-k alone, with top-p and
+    min-p, and with penalties that send some rows back whole; and greedy with a repetition penalty."""
+    model = make_model(gen_dir, "qwen2", "Q4_K_M")
+    cases = [("0.8", "--top-k", "40"), ("1.2", "--top-k", "7", "--top-p", "0.9", "--min-p", "0.1"),
+             ("1.0", "--top-k", "20", "--repeat-penalty", "1.5", "--presence-penalty", "0.5", "--repeat-last-n", "-1"),
+             ("0", "--repeat-penalty", "1.3")]
+    for temp, *opts in cases:
+        fast = generate_ids(orcd_bin, model, *opts, temp=temp)
+        whole = generate_ids(orcd_bin, model, *opts, temp=temp, env={"ORCD_CUDA_TOPK": "0"})
+        assert len(fast) == 64 and fast == whole, f"--temp {temp} {' '.join(opts)}: the tokens differ"
+
+
 GOLDEN = REPO / "tests" / "golden" / "qwen2.5-coder-0.5b"
 GPU_EXACT_ATOL = 0.1   # GPU exact mode against transformers: fp16 KV store and fp16 tensor-core inputs
 GPU_8BIT_MEAN = 0.1    # 8-bit activations: the CPU's fast-mode bound (test_logits.FAST_MEAN_ATOL)

@@ -299,6 +299,74 @@ TEST(cuda_gemv_every_type) {
     fprintf(stderr, "  gemv: worst error %.3f of the tolerance (%s)\n", worst_rel, worst_at);
 }
 
+/* ck_gemm (tensor cores on tiles dequantized in shared memory) against a double dot of the same fp16
+ * inputs: the dequantized weight and the activations each rounded to fp16, as the kernel feeds the tensor
+ * cores, so only the fp32 accumulation differs. Tolerance: 4e-5 of sum |w x| plus 1e-6. Shapes cross the
+ * tiles' edges (64 rows, 64 entries, 128 values per step). */
+TEST(cuda_gemm_every_type) {
+    NEED_DEVICE();
+    const int shapes[][3] = {/* rows, cols (x 256 for K-quants / x 32 else), T */
+                             {1, 1, 17}, {7, 3, 33}, {64, 4, 64}, {65, 1, 65}, {130, 2, 20}, {33, 16, 130},
+                             {40, 24, 24}};
+    double worst_rel = 0;
+    char worst_at[128] = "";
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t type = TYPES[ti];
+        const int k_quant = quant_traits(type)->block_elems == 256;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int64_t rows = shapes[si][0], cols = shapes[si][1] * (k_quant ? 256 : 32);
+            const int T = shapes[si][2], accumulate = (int)(si % 2), with_bias = si % 3 != 0;
+            size_t rb;
+            uint8_t *w = random_weight(type, rows, cols, &rb);
+            float *wf = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * T * cols);
+            float *bias = malloc(sizeof(float) * rows), *y0 = malloc(sizeof(float) * T * rows);
+            float *y = malloc(sizeof(float) * T * rows);
+            for (int64_t r = 0; r < rows; r++) quant_dequantize_row(type, w + r * rb, wf + r * cols, cols);
+            for (int64_t i = 0; i < T * cols; i++) x[i] = frand();
+            for (int64_t i = 0; i < rows; i++) bias[i] = frand();
+            for (int64_t i = 0; i < T * rows; i++) y0[i] = frand();
+            void *dw = to_dev(w, rb * rows), *dx = to_dev(x, sizeof(float) * T * cols);
+            void *db = to_dev(bias, sizeof(float) * rows), *dy = to_dev(y0, sizeof(float) * T * rows);
+            CkMat m = {type, dw, rows, cols, rb};
+            /* half of the shapes with room for split partial sums */
+            const size_t part_floats = si % 2 ? 0 : (size_t)CK_GEMM_MAX_SPLITS * T * rows;
+            float *dpart = NULL;
+            if (part_floats) cudaMalloc((void **)&dpart, part_floats * sizeof(float));
+            const int rc = ck_gemm(&m, dx, T, dy, with_bias ? db : NULL, accumulate, dpart, part_floats, 0);
+            from_dev(y, dy, sizeof(float) * T * rows);
+            cudaError_t e = cudaGetLastError();
+            cudaFree(dw), cudaFree(dx), cudaFree(db), cudaFree(dy), cudaFree(dpart);
+            if (rc) FAIL("ck_gemm refused %s", quant_name(type));
+            if (e != cudaSuccess) FAIL("%s: %s", quant_name(type), cudaGetErrorString(e));
+            for (int64_t i = 0; i < rows * cols; i++) wf[i] = quant_f16_to_f32(quant_f32_to_f16(wf[i]));
+            for (int64_t i = 0; i < T * cols; i++) x[i] = quant_f16_to_f32(quant_f32_to_f16(x[i]));
+            for (int t = 0; t < T; t++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double ref = (with_bias ? bias[r] : 0) + (accumulate ? y0[t * rows + r] : 0), mag = 0;
+                    for (int64_t k = 0; k < cols; k++) {
+                        ref += (double)wf[r * cols + k] * x[t * cols + k];
+                        mag += fabs((double)wf[r * cols + k] * x[t * cols + k]);
+                    }
+                    const double err = fabs(y[t * rows + r] - ref), tol = 4e-5 * mag + 1e-6;
+                    if (err / tol > worst_rel)
+                        worst_rel = err / tol, snprintf(worst_at, sizeof worst_at, "%s rows %lld cols %lld T %d",
+                                                        quant_name(type), (long long)rows, (long long)cols, T);
+                    if (err > tol)
+                        FAIL("ck_gemm %s rows %lld cols %lld T %d: entry %d row %lld: %.7g, expected %.7g (tol %.3g)",
+                             quant_name(type), (long long)rows, (long long)cols, T, t, (long long)r, y[t * rows + r],
+                             ref, tol);
+                }
+            free(w), free(wf), free(x), free(bias), free(y0), free(y);
+        }
+    }
+    size_t rb;
+    uint8_t *w = random_weight(QT_Q8_0, 4, 48, &rb);
+    CkMat odd = {QT_Q8_0, w, 4, 48, rb};
+    if (ck_gemm(&odd, NULL, 20, NULL, NULL, 0, NULL, 0, 0) != -1) FAIL("ck_gemm took rows of 48 values");
+    free(w);
+    fprintf(stderr, "  gemm: worst error %.3f of the tolerance (%s)\n", worst_rel, worst_at);
+}
+
 /* Q, K and V in one launch (ck_gemv_multi) give bit for bit the results of three ck_gemv launches, with 8-bit
  * and fp32 activations; weights of different types are refused. */
 TEST(cuda_gemv_multi) {
@@ -671,6 +739,58 @@ TEST(cuda_argmax) {
         ASSERT_NEAR(lp[r], -log(z), 1e-5);
     }
     free(l);
+}
+
+/* ck_topk against a sort on the host: the k largest values, best first, equal values by smaller id. Rows
+ * with many ties (values on a coarse grid, ties straddling the k-th place), -0 beside 0, -inf, and k from 1
+ * to the whole (small) vocabulary. Exact: the ids and values must match. */
+static const float *topk_row;
+static int topk_cmp(const void *a, const void *b) {
+    const int i = *(const int *)a, j = *(const int *)b;
+    const float x = topk_row[i], y = topk_row[j];
+    return x > y ? -1 : x < y ? 1 : i - j;
+}
+
+TEST(cuda_topk) {
+    NEED_DEVICE();
+    const int cases[][3] = {/* vocab, k, rows */ {151936, 40, 3}, {151936, 256, 2}, {151936, 1, 2}, {1000, 256, 2},
+                            {7, 7, 1}, {300, 64, 2}, {33, 5, 1}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int vocab = cases[ci][0], k = cases[ci][1], n = cases[ci][2];
+        float *l = malloc(sizeof(float) * n * vocab), *vals = malloc(sizeof(float) * n * k);
+        int32_t *ids = malloc(sizeof(int32_t) * n * k);
+        int *order = malloc(sizeof(int) * vocab);
+        for (int r = 0; r < n; r++)
+            for (int i = 0; i < vocab; i++) {
+                float v = r % 2 ? roundf(4.0f * frand()) / 2.0f : 8.0f * frand(); /* odd rows: 17 values, ties */
+                if (rnd() % 50 == 0) v = rnd() % 2 ? -0.0f : 0.0f;
+                if (rnd() % 97 == 0) v = -INFINITY;
+                l[(size_t)r * vocab + i] = v;
+            }
+        void *dl = to_dev(l, sizeof(float) * n * vocab);
+        float *dv = NULL;
+        int32_t *di = NULL;
+        cudaMalloc((void **)&dv, sizeof(float) * n * k), cudaMalloc((void **)&di, sizeof(int32_t) * n * k);
+        const int rc = ck_topk(dl, n, vocab, k, dv, di, 0);
+        from_dev(vals, dv, sizeof(float) * n * k);
+        from_dev(ids, di, sizeof(int32_t) * n * k);
+        cudaError_t e = cudaGetLastError();
+        cudaFree(dl), cudaFree(dv), cudaFree(di);
+        if (rc) FAIL("ck_topk refused vocab %d k %d", vocab, k);
+        if (e != cudaSuccess) FAIL("ck_topk: %s", cudaGetErrorString(e));
+        for (int r = 0; r < n; r++) {
+            topk_row = l + (size_t)r * vocab;
+            for (int i = 0; i < vocab; i++) order[i] = i;
+            qsort(order, (size_t)vocab, sizeof *order, topk_cmp);
+            for (int i = 0; i < k; i++)
+                if (ids[r * k + i] != order[i] || vals[r * k + i] != topk_row[order[i]])
+                    FAIL("vocab %d k %d row %d place %d: id %d (%g), expected %d (%g)", vocab, k, r, i, ids[r * k + i],
+                         vals[r * k + i], order[i], topk_row[order[i]]);
+        }
+        free(l), free(vals), free(ids), free(order);
+    }
+    if (ck_topk(NULL, 1, 100, CK_TOPK_MAX + 1, NULL, NULL, 0) != -1 || ck_topk(NULL, 1, 10, 11, NULL, NULL, 0) != -1)
+        FAIL("ck_topk took k beyond its limits");
 }
 
 #endif

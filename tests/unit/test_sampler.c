@@ -255,3 +255,77 @@ TEST(sampler_validate_ranges) {
     p = sampler_defaults(), p.temperature = NAN;
     ASSERT_EQ_INT(sampler_validate(&p, err, sizeof err), -1);
 }
+
+/* sampler_sample_top on a row's best candidates chooses what sampler_sample chooses on the whole row, token
+ * for token from the same seed: greedy, top-k with top-p / min-p, with penalties (which may push a
+ * candidate below the tokens beyond: then -1, nothing consumed, and the whole row decides), on rows with
+ * many ties. Parameters that need the whole row (no top-k, a penalty that raises) get 0 from
+ * sampler_candidates_needed and -1 from sampler_sample_top. */
+TEST(sampler_top_candidates_match_whole_row) {
+    const int V = 5000, steps = 40;
+    float *row = malloc(V * sizeof *row), *tmp = malloc(V * sizeof *tmp), *val = malloc(V * sizeof *val);
+    int32_t *id = malloc(V * sizeof *id), *order = malloc(V * sizeof *order), hist[64];
+    uint32_t x = 12345;
+    int fallbacks = 0, fast = 0;
+    for (int variant = 0; variant < 8; variant++) {
+        SamplerParams p = sampler_defaults();
+        p.seed = 1000 + (uint64_t)variant;
+        p.temperature = variant == 0 ? 0.0f : 0.7f + 0.1f * variant;
+        p.top_k = variant == 0 ? 0 : variant % 2 ? 40 : 7;
+        if (variant == 3) p.top_p = 0.8f;
+        if (variant == 4) p.min_p = 0.2f;
+        if (variant >= 5) p.repetition_penalty = 1.3f, p.frequency_penalty = 0.5f, p.presence_penalty = 0.2f;
+        if (variant == 7) p.top_k = 256;
+        Sampler *a = make(p, V), *b = make(p, V);
+        ASSERT(a && b);
+        const int n_cand = variant == 6 ? p.top_k + 2 : p.temperature == 0.0f ? 3 : p.top_k + 20 > 256 ? 256 : p.top_k + 20;
+        ASSERT_EQ_INT(sampler_candidates_needed(a), p.temperature == 0.0f ? 1 : p.top_k);
+        for (int step = 0; step < steps; step++) {
+            for (int i = 0; i < V; i++) {
+                x = x * 1664525u + 1013904223u;
+                row[i] = step % 2 ? (float)((x >> 20) % 9) * 0.5f : (float)(x >> 8) / (1 << 24) * 6.0f; /* ties */
+            }
+            /* the n_cand best, as a backend sends them */
+            rank_logits = row;
+            for (int i = 0; i < V; i++) order[i] = i;
+            qsort(order, V, sizeof *order, cmp_rank_idx);
+            for (int i = 0; i < n_cand; i++) id[i] = order[i], val[i] = row[order[i]];
+            for (int i = 0; i < 64; i++) { /* a history that hits the best tokens, so that penalties bite */
+                x = x * 1664525u + 1013904223u;
+                hist[i] = i % 2 ? order[(x >> 10) % 60] : (int32_t)((x >> 10) % V);
+            }
+            memcpy(tmp, row, V * sizeof *tmp);
+            const int whole = sampler_sample(a, tmp, hist, 64, NULL);
+            int32_t got;
+            if (sampler_sample_top(b, val, id, n_cand, hist, 64, &got) == 0) {
+                fast++;
+                ASSERT_EQ_INT(got, whole);
+            } else {
+                fallbacks++;
+                memcpy(tmp, row, V * sizeof *tmp);
+                ASSERT_EQ_INT(sampler_sample(b, tmp, hist, 64, NULL), whole);
+            }
+        }
+        sampler_free(a), sampler_free(b);
+    }
+    fprintf(stderr, "  %d steps from candidates, %d from the whole row\n", fast, fallbacks);
+    ASSERT(fast > 150 && fallbacks > 20); /* both paths taken */
+    /* parameters that need the whole row */
+    SamplerParams q = sampler_defaults();
+    q.top_k = 0;
+    Sampler *s = make(q, V);
+    ASSERT_EQ_INT(sampler_candidates_needed(s), 0);
+    int32_t t;
+    ASSERT_EQ_INT(sampler_sample_top(s, val, id, 10, NULL, 0, &t), -1);
+    sampler_free(s);
+    q.top_k = 5, q.repetition_penalty = 0.9f;
+    s = make(q, V);
+    ASSERT_EQ_INT(sampler_candidates_needed(s), 0);
+    sampler_free(s);
+    q.repetition_penalty = 1.0f;
+    s = make(q, V);
+    ASSERT_EQ_INT(sampler_candidates_needed(s), 5);
+    ASSERT_EQ_INT(sampler_sample_top(s, val, id, 4, NULL, 0, &t), -1); /* fewer than top-k */
+    sampler_free(s);
+    free(row), free(tmp), free(val), free(id), free(order);
+}

@@ -4,14 +4,16 @@
  * allocated at creation (and the attention partials once the page table's width is known), so a step
  * allocates nothing.
  *
- * Matrix products: fused dequantize-and-dot kernels (kernels.cu) for up to GEMV_MAX_T entries; beyond that
- * the weight is dequantized to fp16 and multiplied on the tensor cores by cuBLAS (loaded with dlopen at
- * creation, so the binary starts without it on machines that have no GPU). In the GEMV kernels quantized
+ * Matrix products: fused dequantize-and-dot kernels (kernels.cu) for up to gemv_max_t entries; beyond that
+ * the tensor cores: ck_gemm dequantizes tiles of the weight into shared memory (fp16 inputs, fp32 sums),
+ * F32 and F16 weights go to cuBLAS (loaded with dlopen at creation, so the binary starts without it on
+ * machines that have no GPU). In the GEMV kernels quantized
  * weights meet activations quantized to 8 bits per 32 values, as on the CPU (the kernels that produce a
  * product's input write both forms); ORCD_CUDA_EXACT=1 keeps fp32 activations (the CPU's --exact).
  *
- * A step whose entries all want logits and fit the GEMV path (decode) is captured once as a CUDA graph per
- * (entries, attention splits, output kind) and replayed; its inputs (tokens, positions, slots, page table)
+ * A step whose entries all want logits (decode) and number at most GRAPH_MAX_T (gemv_max_t when cuBLAS
+ * has products: it stays out of graphs) is captured once as a CUDA graph per (entries, attention splits,
+ * output kind) and replayed; its inputs (tokens, positions, slots, page table)
  * are copied in before the launch, and the only sync is reading the result: token ids and their
  * log-probabilities when the caller asked for the greedy choice (forward_argmax), else the logits.
  *
@@ -33,9 +35,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GEMV_MAX_T 16   /* entries up to which products use the fused GEMV kernels */
+#define GEMV_MAX_T 16   /* entries up to which products may use the fused GEMV kernels (the scratch's size) */
+#define GEMV_DEFAULT_T 8 /* ... and do by default (gemv_max_t; H100, 0.5B: at 16 entries ck_gemm is 1.1x
+                            faster, at 4 the GEMV 1.7x) */
 #define ATTN_CHUNK 64   /* entries per attention launch (bounds the partials buffer) */
-#define MAX_GRAPHS 64
+#define GRAPH_MAX_T 64  /* entries up to which decode steps run as CUDA graphs */
+#define MAX_GRAPHS 256
 
 /* ---- cuBLAS, resolved at run time ---- */
 
@@ -83,9 +88,9 @@ typedef struct Graph {
 
 /* Profile: an event before each group of launches; the time to the next event is that group's. */
 enum { P_EMBED, P_NORM, P_QKV, P_ROPE_KV, P_ATTN, P_WO, P_GATE_UP, P_SWIGLU, P_DOWN, P_HEAD, P_ARGMAX, P_COUNT };
-static const char *const PROF_NAMES[P_COUNT] = {"embed", "rmsnorm", "q/k/v gemv", "rope+kv write", "attention",
-                                                "o gemv", "gate/up gemv", "swiglu", "down gemv", "lm head",
-                                                "argmax"};
+static const char *const PROF_NAMES[P_COUNT] = {"embed", "rmsnorm", "q/k/v", "rope+kv write", "attention",
+                                                "o proj", "gate/up", "swiglu", "down", "lm head",
+                                                "argmax/top-k"};
 #define PROF_EVENTS 1024
 
 typedef struct Prof {
@@ -105,7 +110,7 @@ typedef struct CudaBackend {
     const Config *c;
     cudaStream_t stream;
     Cublas cb;
-    int q_dim, kv_dim, widest_in, max_batch, n_logits_rows;
+    int q_dim, kv_dim, widest_in, widest_out, max_batch, n_logits_rows;
     /* device memory */
     uint8_t *weights;
     CkMat embd, output;
@@ -113,20 +118,26 @@ typedef struct CudaBackend {
     CudaLayer *layers;
     void *k_store, *v_store;
     float *x, *xb, *q, *k, *v, *hb, *hb2, *logits, *inv_freq, *lp, *part;
-    void *wtmp, *xh;                /* dequantized weight (fp16 or fp32), fp16 activations */
+    void *xh;                       /* fp16 activations (cuBLAS products of F16 weights) */
     void *argmax_scratch;
     unsigned *attn_done;            /* the attention's per-(entry, head) split counters (ck_attention) */
     CkQ8 xq;                        /* 8-bit GEMV inputs (qs NULL in exact mode) */
     float *pinned;                  /* the caller's logits buffer, page-locked (pin_logits) */
     size_t pinned_bytes;
-    size_t wtmp_bytes;
     int32_t *d_in, *d_ids;          /* inputs: token, pos, seq, out rows (max_batch each), then the page table */
+    float *d_cval, *h_cval;         /* top-k candidates (n_logits_rows x CK_TOPK_MAX), device and pinned host */
+    int32_t *d_cid, *h_cid;
+    int rows_kept;                  /* rows of logits the last forward_topk left in `logits` */
     int table_ints;                 /* page table entries d_in holds */
     /* pinned host staging */
     int32_t *h_in, *h_ids;
     float *h_lp;
     Graph graphs[MAX_GRAPHS];
     int n_graphs, use_graphs;
+    int graph_max_t;                /* entries up to which steps are graphed (gemv_max_t with cuBLAS products) */
+    int gemv_max_t;                 /* entries up to which products take the GEMV kernels (<= GEMV_MAX_T) */
+    float *gemm_part;               /* ck_gemm's split partial sums */
+    size_t gemm_part_floats;
     Prof prof;
 } CudaBackend;
 
@@ -198,30 +209,26 @@ static int is_float_type(uint32_t t) {
     return t == QT_F32 || t == QT_F16 || t == QT_BF16;
 }
 
-/* y (T, rows) = x (T, cols) W^T (+ bias) (+ y). */
+/* y (T, rows) = x (T, cols) W^T (+ bias) (+ y): the fused GEMV kernels up to gemv_max_t entries, the
+ * tensor cores beyond (cuBLAS for float weights as stored, else ck_gemm on tiles dequantized in shared
+ * memory). */
 static void matmul(CudaBackend *s, const CkMat *w, const float *x, int T, float *y, const float *bias, int accumulate) {
-    if (T <= GEMV_MAX_T) {
+    if (T <= s->gemv_max_t) {
         ck_gemv(w, x, q8_of(s), T, y, bias, accumulate, s->stream);
         return;
     }
     const int m = (int)w->rows, k = (int)w->cols;
     const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    if (w->type == QT_F32 || w->type == QT_BF16) {
-        const float *a = w->data;
-        if (w->type == QT_BF16) {
-            ck_dequant(w, s->wtmp, 0, s->stream);
-            a = s->wtmp;
-        }
-        s->cb.sgemm(s->cb.h, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, a, k, x, k, &beta, y, m);
-    } else {
-        const void *a = w->data;
-        if (w->type != QT_F16) {
-            ck_dequant(w, s->wtmp, 1, s->stream);
-            a = s->wtmp;
-        }
+    if (w->type == QT_F32) {
+        s->cb.sgemm(s->cb.h, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, w->data, k, x, k, &beta, y, m);
+    } else if (w->type == QT_F16) {
         ck_to_half(x, s->xh, (size_t)T * k, s->stream);
-        s->cb.gemm_ex(s->cb.h, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, a, CUDA_R_16F, k, s->xh, CUDA_R_16F, k, &beta, y,
-                      CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        s->cb.gemm_ex(s->cb.h, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, w->data, CUDA_R_16F, k, s->xh, CUDA_R_16F, k,
+                      &beta, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    } else {
+        /* types and shapes checked at creation */
+        ck_gemm(w, x, T, y, bias, accumulate, s->gemm_part, s->gemm_part_floats, s->stream);
+        return;
     }
     if (bias) ck_add_bias(y, bias, T, m, s->stream);
 }
@@ -238,8 +245,8 @@ static int split_len_for(int n) {
 static void enqueue_head(CudaBackend *s, int r0, int n, int argmax) {
     const Config *c = s->c;
     mark(s, P_NORM);
-    ck_rmsnorm(s->x, in_rows(s, s->d_in) + r0, s->output_norm, s->xb, n, c->dim, c->norm_eps, n <= GEMV_MAX_T,
-               n <= GEMV_MAX_T ? q8_of(s) : NULL, s->stream);
+    ck_rmsnorm(s->x, in_rows(s, s->d_in) + r0, s->output_norm, s->xb, n, c->dim, c->norm_eps, n <= s->gemv_max_t,
+               n <= s->gemv_max_t ? q8_of(s) : NULL, s->stream);
     mark(s, P_HEAD);
     matmul(s, &s->output, s->xb, n, s->logits, NULL, 0);
     if (argmax) {
@@ -256,7 +263,7 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
                             int pages_per_slot, float *hidden) {
     const Config *c = s->c;
     const int dim = c->dim;
-    const int gemv = T <= GEMV_MAX_T; /* the products take the GEMV kernels and their input layout */
+    const int gemv = T <= s->gemv_max_t; /* the products take the GEMV kernels and their input layout */
     const CkQ8 *q8 = gemv ? q8_of(s) : NULL;
     int32_t *d_tok = in_token(s, s->d_in), *d_pos = in_pos(s, s->d_in), *d_seq = in_seq(s, s->d_in);
     mark(s, P_EMBED);
@@ -341,8 +348,21 @@ static int ensure_inputs(CudaBackend *s, int pages_per_slot, char *err, size_t e
     return 0;
 }
 
-static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int argmax, float *logits, int32_t *ids,
-                          float *logprobs, char *err, size_t errlen) {
+/* What a forward hands back: every wanted row of logits, the greedy choices, or each row's k best. */
+typedef struct Out {
+    float *logits;            /* OUT: logits */
+    int32_t *ids;             /* argmax: ids, logprobs */
+    float *logprobs;
+    int k;                    /* top-k (k > 0): vals, cand_ids */
+    float *vals;
+    int32_t *cand_ids;
+} Out;
+
+static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int argmax, const Out *o, char *err,
+                          size_t errlen) {
+    float *logits = o->logits;
+    int32_t *ids = o->ids;
+    float *logprobs = o->logprobs;
     if (backend_check_batch(&s->base, b, kv, err, errlen)) return -1;
     if (ensure_inputs(s, kv->pages_per_slot, err, errlen)) return -1;
     const int T = b->n;
@@ -368,7 +388,10 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
     if (splits > CK_ATTN_MAX_SPLITS) splits = CK_ATTN_MAX_SPLITS;
     /* more wanted rows than the logits buffer holds: the head runs in chunks after the layers */
     const int chunked = n_out > s->n_logits_rows;
-    const int graphable = s->use_graphs && !s->prof.on && !b->hidden && n_out == T && T <= GEMV_MAX_T && !chunked;
+    if (o->k && (chunked || o->k > CK_TOPK_MAX || o->k > s->c->vocab_size))
+        return snprintf(err, errlen, "top-%d of %d rows: at most %d of at most %d rows", o->k, n_out,
+                        CK_TOPK_MAX < s->c->vocab_size ? CK_TOPK_MAX : s->c->vocab_size, s->n_logits_rows), -1;
+    const int graphable = s->use_graphs && !s->prof.on && !b->hidden && n_out == T && T <= s->graph_max_t && !chunked;
     Graph *g = NULL;
     for (int i = 0; graphable && i < s->n_graphs && !g; i++)
         if (s->graphs[i].T == T && s->graphs[i].split_len == split_len && s->graphs[i].splits == splits &&
@@ -409,6 +432,19 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
         CU(cudaStreamSynchronize(s->stream), "forward");
         memcpy(ids, s->h_ids, (size_t)n_out * sizeof(int32_t));
         if (logprobs) memcpy(logprobs, s->h_lp, (size_t)n_out * sizeof(float));
+    } else if (o->k) {
+        if (n_out) {
+            mark(s, P_ARGMAX);
+            ck_topk(s->logits, n_out, s->c->vocab_size, o->k, s->d_cval, s->d_cid, s->stream);
+            mark(s, -1);
+            const size_t n = (size_t)n_out * o->k;
+            CU(cudaMemcpyAsync(s->h_cval, s->d_cval, n * sizeof(float), cudaMemcpyDeviceToHost, s->stream), "copy candidates");
+            CU(cudaMemcpyAsync(s->h_cid, s->d_cid, n * sizeof(int32_t), cudaMemcpyDeviceToHost, s->stream), "copy candidates");
+        }
+        CU(cudaStreamSynchronize(s->stream), "forward");
+        memcpy(o->vals, s->h_cval, (size_t)n_out * o->k * sizeof(float));
+        memcpy(o->cand_ids, s->h_cid, (size_t)n_out * o->k * sizeof(int32_t));
+        s->rows_kept = n_out;
     } else {
         const size_t bytes = (size_t)n_out * s->c->vocab_size * sizeof(float);
         pin_logits(s, logits, bytes);
@@ -420,12 +456,34 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
 }
 
 static int cuda_forward(Backend *base, const Batch *b, const KVPages *kv, float *logits, char *err, size_t errlen) {
-    return forward_common((CudaBackend *)base, b, kv, 0, logits, NULL, NULL, err, errlen);
+    const Out o = {.logits = logits};
+    ((CudaBackend *)base)->rows_kept = 0;
+    return forward_common((CudaBackend *)base, b, kv, 0, &o, err, errlen);
 }
 
 static int cuda_forward_argmax(Backend *base, const Batch *b, const KVPages *kv, int32_t *ids, float *logprobs,
                                char *err, size_t errlen) {
-    return forward_common((CudaBackend *)base, b, kv, 1, NULL, ids, logprobs, err, errlen);
+    const Out o = {.ids = ids, .logprobs = logprobs};
+    ((CudaBackend *)base)->rows_kept = 0;
+    return forward_common((CudaBackend *)base, b, kv, 1, &o, err, errlen);
+}
+
+static int cuda_forward_topk(Backend *base, const Batch *b, const KVPages *kv, int k, float *vals, int32_t *ids,
+                             char *err, size_t errlen) {
+    const Out o = {.k = k, .vals = vals, .cand_ids = ids};
+    ((CudaBackend *)base)->rows_kept = 0;
+    if (k < 1) return snprintf(err, errlen, "top-k: k = %d, expected >= 1", k), -1;
+    return forward_common((CudaBackend *)base, b, kv, 0, &o, err, errlen);
+}
+
+/* A whole row of the last forward_topk's logits (a plain copy: the forward has finished). */
+static int cuda_logits_row(Backend *base, int row, float *dst, char *err, size_t errlen) {
+    CudaBackend *s = (CudaBackend *)base;
+    if (row < 0 || row >= s->rows_kept)
+        return snprintf(err, errlen, "logits row %d: the last forward kept %d rows", row, s->rows_kept), -1;
+    const size_t v = (size_t)s->c->vocab_size;
+    CU(cudaMemcpy(dst, s->logits + (size_t)row * v, v * sizeof(float), cudaMemcpyDeviceToHost), "copy a row of logits");
+    return 0;
 }
 
 /* ---- creation ---- */
@@ -440,10 +498,10 @@ static void cuda_free(Backend *base) {
     if (s->cb.h) s->cb.destroy(s->cb.h);
     if (s->cb.lib) dlclose(s->cb.lib);
     void *dev[] = {s->weights, s->k_store, s->v_store, s->x, s->xb, s->q, s->k, s->v, s->hb, s->hb2, s->logits,
-                   s->inv_freq, s->lp, s->part, s->wtmp, s->xh, s->d_in, s->d_ids, s->argmax_scratch, s->xq.qs,
-                   s->xq.d, s->xq.sum, s->attn_done};
+                   s->inv_freq, s->lp, s->part, s->xh, s->d_in, s->d_ids, s->argmax_scratch, s->xq.qs,
+                   s->xq.d, s->xq.sum, s->attn_done, s->gemm_part, s->d_cval, s->d_cid};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
-    cudaFreeHost(s->h_in), cudaFreeHost(s->h_ids), cudaFreeHost(s->h_lp);
+    cudaFreeHost(s->h_in), cudaFreeHost(s->h_ids), cudaFreeHost(s->h_lp), cudaFreeHost(s->h_cval), cudaFreeHost(s->h_cid);
     if (s->stream) cudaStreamDestroy(s->stream);
     free(s->layers);
     free(s);
@@ -560,6 +618,8 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->base.opt = *opt;
     s->base.forward = cuda_forward;
     s->base.forward_argmax = cuda_forward_argmax;
+    const char *tk = getenv("ORCD_CUDA_TOPK"); /* 0: sampled rows come whole (for comparisons) */
+    if (!(tk && strcmp(tk, "0") == 0)) s->base.forward_topk = cuda_forward_topk, s->base.logits_row = cuda_logits_row;
     s->base.free = cuda_free;
     s->base.profile = cuda_profile;
     s->c = c;
@@ -569,24 +629,25 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->n_logits_rows = opt->max_batch < opt->n_slots ? opt->max_batch : opt->n_slots;
     const char *g = getenv("ORCD_CUDA_GRAPHS");
     s->use_graphs = !(g && strcmp(g, "0") == 0);
+    s->graph_max_t = GRAPH_MAX_T; /* lowered below if cuBLAS has products */
+    /* ORCD_CUDA_GEMV_MAX_T (0 .. GEMV_MAX_T): where the GEMV kernels hand over to the tensor cores, for
+     * measuring the crossover */
+    const char *gm = getenv("ORCD_CUDA_GEMV_MAX_T");
+    s->gemv_max_t = gm && *gm ? atoi(gm) : GEMV_DEFAULT_T;
+    if (s->gemv_max_t < 0 || s->gemv_max_t > GEMV_MAX_T) s->gemv_max_t = GEMV_DEFAULT_T;
     const int n_up = list_uploads(s, w, ups);
     if (check_types(ups, n_up, err, errlen)) goto fail;
 
     /* what it needs, against what the device has */
-    size_t weight_bytes = 0, biggest = 0;
-    for (int i = 0; i < n_up; i++) {
-        weight_bytes += align256(ups[i].t->nbytes);
-        if (ups[i].mat) {
-            const size_t e = (size_t)ups[i].t->ne[0] * ups[i].t->ne[1];
-            if (e > biggest) biggest = e;
-        }
-    }
+    size_t weight_bytes = 0;
+    for (int i = 0; i < n_up; i++) weight_bytes += align256(ups[i].t->nbytes);
     const size_t T = (size_t)opt->max_batch, widest = (size_t)(c->dim > s->q_dim ? c->dim : s->q_dim);
     s->widest_in = (int)(widest > (size_t)c->hidden_dim ? widest : (size_t)c->hidden_dim);
+    s->widest_out = s->widest_in; /* every product but the LM head (which has rows enough not to split) */
     const size_t kv_half = (size_t)c->n_layers * opt->n_pages * opt->page_size * s->kv_dim;
     const size_t kv_bytes = 2 * kv_half * 2;
-    s->wtmp_bytes = opt->max_batch > GEMV_MAX_T ? biggest * 4 : 0;
-    const size_t scratch_est = s->wtmp_bytes + T * s->widest_in * 2 +
+    const size_t scratch_est = T * s->widest_in * 2 +
+                               sizeof(float) * CK_GEMM_MAX_SPLITS * (T < GRAPH_MAX_T ? T : GRAPH_MAX_T) * s->widest_out +
                                sizeof(float) * (T * (c->dim + widest + s->q_dim + 2 * s->kv_dim + 2 * c->hidden_dim) +
                                                 (size_t)ATTN_CHUNK * c->n_heads * CK_ATTN_MAX_SPLITS * (c->head_dim + 2) +
                                                 (size_t)s->n_logits_rows * (c->vocab_size + 1));
@@ -627,9 +688,11 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
             snprintf(err, errlen, "CUDA: uploading a weight failed");
             goto fail;
         }
-        if (ups[i].mat)
+        if (ups[i].mat) {
             *ups[i].mat = (CkMat){t->type, dst, t->ne[1], t->ne[0], t->nbytes / (size_t)t->ne[1]};
-        else
+            const int product = ups[i].mat != &s->embd || w->output.data == w->token_embd.data;
+            if ((t->type == QT_F32 || t->type == QT_F16) && product) s->graph_max_t = s->gemv_max_t;
+        } else
             *ups[i].vec = (const float *)dst;
         off += align256(t->nbytes);
     }
@@ -651,8 +714,11 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->d_ids = dev_alloc((size_t)s->n_logits_rows * sizeof(int32_t), &scratch, &failed);
     s->inv_freq = dev_alloc((size_t)c->rope_dim / 2 * sizeof(float), &scratch, &failed);
     s->argmax_scratch = dev_alloc(ck_argmax_scratch(s->n_logits_rows), &scratch, &failed);
-    s->wtmp = dev_alloc(s->wtmp_bytes, &scratch, &failed);
+    s->d_cval = dev_alloc((size_t)s->n_logits_rows * CK_TOPK_MAX * sizeof(float), &scratch, &failed);
+    s->d_cid = dev_alloc((size_t)s->n_logits_rows * CK_TOPK_MAX * sizeof(int32_t), &scratch, &failed);
     s->xh = dev_alloc(T * s->widest_in * 2, &scratch, &failed);
+    s->gemm_part_floats = (size_t)CK_GEMM_MAX_SPLITS * (T < GRAPH_MAX_T ? T : GRAPH_MAX_T) * s->widest_out;
+    s->gemm_part = dev_alloc(s->gemm_part_floats * sizeof(float), &scratch, &failed);
     const char *exact = getenv("ORCD_CUDA_EXACT");
     if (!(exact && *exact == '1')) {
         const size_t q8_rows = T < GEMV_MAX_T ? T : GEMV_MAX_T, units = q8_rows * (size_t)(s->widest_in / 32);
@@ -666,6 +732,8 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->part = dev_alloc(chunk * c->n_heads * CK_ATTN_MAX_SPLITS * (c->head_dim + 2) * sizeof(float), &scratch, &failed);
     s->attn_done = dev_alloc(chunk * c->n_heads * sizeof(unsigned), &scratch, &failed);
     if (failed || cudaMallocHost((void **)&s->h_ids, (size_t)s->n_logits_rows * sizeof(int32_t)) != cudaSuccess ||
+        cudaMallocHost((void **)&s->h_cval, (size_t)s->n_logits_rows * CK_TOPK_MAX * sizeof(float)) != cudaSuccess ||
+        cudaMallocHost((void **)&s->h_cid, (size_t)s->n_logits_rows * CK_TOPK_MAX * sizeof(int32_t)) != cudaSuccess ||
         cudaMallocHost((void **)&s->h_lp, (size_t)s->n_logits_rows * sizeof(float)) != cudaSuccess) {
         snprintf(err, errlen, "out of GPU memory: KV cache %zu bytes, scratch %zu bytes", kv, scratch);
         goto fail;

@@ -7,6 +7,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <mma.h>
 
 #define WARP 32
 
@@ -499,6 +500,146 @@ extern "C" void ck_gemv(const CkMat *m, const float *x, const CkQ8 *xq, int T, f
     ck_gemv_multi(&out, 1, x, xq, T, accumulate, s);
 }
 
+/* ---- tensor-core products for larger T (batched decode, prefill) ----
+ * A block computes a tile of TC_BM weight rows x TC_BN activation rows. Per step along the rows it
+ * dequantizes TC_BK values of each of its weight rows (unit_load, the GEMV's layouts) into shared memory as
+ * fp16 and converts the same span of its activation rows to fp16; four warps then multiply the tiles on the
+ * tensor cores (wmma 16x16x16, fp32 accumulation), each warp a 32 x 32 part. The weight never exists
+ * dequantized outside shared memory. */
+
+#define TC_BM 64
+#define TC_BN 64
+#define TC_BK 128             /* 4 units */
+#define TC_LD (TC_BK + 8)     /* shared row length in halves (padding against bank conflicts) */
+#define TC_CLD (TC_BM + 4)    /* the result tile's column length in floats */
+#define TC_THREADS 128
+static_assert(TC_BN * TC_CLD * 4 <= 2 * TC_BM * TC_LD * 2, "the result tile fits where the inputs were");
+
+template <int Q>
+__global__ void __launch_bounds__(TC_THREADS) gemm_tc_kernel(const uint8_t *w, size_t row_bytes, int rows, int cols,
+                                                             const float *x, int T, float *y, const float *bias,
+                                                             int accumulate, int split_cols) {
+    using namespace nvcuda;
+    __shared__ __align__(32) unsigned char smem[2 * TC_BM * TC_LD * 2];
+    __half *as = (__half *)smem, *bs = as + TC_BM * TC_LD;
+    const int r0 = blockIdx.x * TC_BM, t0 = blockIdx.y * TC_BN, tid = threadIdx.x, warp = tid / WARP;
+    const int wm = (warp & 1) * 32, wn = (warp >> 1) * 32; /* the warp's part: rows wm.., activations wn.. */
+    const int units = cols / 32;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+    /* split_cols < cols: this block's part of the rows (blockIdx.z), its sums into its own partial y */
+    const int k_begin = blockIdx.z * split_cols, k_end = min(cols, k_begin + split_cols);
+    if (split_cols < cols) y += (size_t)blockIdx.z * T * rows, bias = NULL, accumulate = 0;
+    for (int k0 = k_begin; k0 < k_end; k0 += TC_BK) {
+        /* weights: TC_BM rows x 4 units, two units per thread */
+#pragma unroll
+        for (int h = 0; h < TC_BM * 4 / TC_THREADS; h++) {
+            const int i = tid + TC_THREADS * h, r = i >> 2, uu = i & 3, u = k0 / 32 + uu;
+            uint4 *dst = (uint4 *)(as + r * TC_LD + uu * 32);
+            if (r0 + r < rows && u < units && u * 32 < k_end) {
+                float v[32];
+                unit_load<Q>(w + (size_t)(r0 + r) * row_bytes, u, v);
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    __half2 p[4];
+#pragma unroll
+                    for (int e = 0; e < 4; e++) p[e] = __floats2half2_rn(v[8 * k + 2 * e], v[8 * k + 2 * e + 1]);
+                    dst[k] = *(uint4 *)p;
+                }
+            } else {
+#pragma unroll
+                for (int k = 0; k < 4; k++) dst[k] = make_uint4(0, 0, 0, 0);
+            }
+        }
+        /* activations: TC_BN rows x TC_BK values, 4 at a time */
+#pragma unroll
+        for (int h = 0; h < TC_BN * TC_BK / 4 / TC_THREADS; h++) {
+            const int i = tid + TC_THREADS * h, t = i / (TC_BK / 4), c = i % (TC_BK / 4) * 4;
+            float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (t0 + t < T && k0 + c < k_end) v = *(const float4 *)(x + (size_t)(t0 + t) * cols + k0 + c);
+            __half2 *dst = (__half2 *)(bs + t * TC_LD + c);
+            dst[0] = __floats2half2_rn(v.x, v.y), dst[1] = __floats2half2_rn(v.z, v.w);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < TC_BK; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b[2];
+#pragma unroll
+            for (int i = 0; i < 2; i++) wmma::load_matrix_sync(a[i], as + (wm + 16 * i) * TC_LD + kk, TC_LD);
+#pragma unroll
+            for (int j = 0; j < 2; j++) wmma::load_matrix_sync(b[j], bs + (wn + 16 * j) * TC_LD + kk, TC_LD);
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+    /* the result tile through shared memory (weight row m, activation row n at cs[n * TC_CLD + m]), then
+     * out with bias and accumulation, consecutive threads on consecutive outputs */
+    float *cs = (float *)smem;
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            wmma::store_matrix_sync(cs + (wn + 16 * j) * TC_CLD + wm + 16 * i, acc[i][j], TC_CLD, wmma::mem_col_major);
+    __syncthreads();
+    const int m = tid % TC_BM;
+    if (r0 + m >= rows) return;
+    const float b = bias ? bias[r0 + m] : 0.0f;
+    for (int n = tid / TC_BM; n < TC_BN && t0 + n < T; n += TC_THREADS / TC_BM) {
+        float *o = y + (size_t)(t0 + n) * rows + r0 + m;
+        const float v = cs[n * TC_CLD + m] + b;
+        *o = accumulate ? *o + v : v;
+    }
+}
+
+/* y = (y when accumulate) + bias + the splits' partial sums, in split order */
+__global__ void gemm_reduce_kernel(const float *part, int splits, int T, int rows, float *y, const float *bias,
+                                   int accumulate) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, n = (int64_t)T * rows;
+    if (i >= n) return;
+    float v = 0.0f;
+    for (int k = 0; k < splits; k++) v += part[k * n + i];
+    if (bias) v += bias[i % rows];
+    y[i] = accumulate ? y[i] + v : v;
+}
+
+extern "C" int ck_gemm(const CkMat *m, const float *x, int T, float *y, const float *bias, int accumulate, float *part,
+                       size_t part_floats, cudaStream_t s) {
+    if (m->cols % 32 || m->rows > INT32_MAX || T < 1) return -1;
+    const int rows = (int)m->rows, cols = (int)m->cols, steps = (cols + TC_BK - 1) / TC_BK;
+    const unsigned tiles = blocks_for(rows, TC_BM) * blocks_for(T, TC_BN);
+    /* too few tiles to fill the device: split the rows' length too, up to CK_GEMM_MAX_SPLITS parts of
+     * whole steps, when the partial sums fit in part */
+    int splits = 1;
+    while (splits < CK_GEMM_MAX_SPLITS && tiles * splits < 256 && splits * 2 <= steps &&
+           (size_t)splits * 2 * T * rows <= part_floats)
+        splits *= 2;
+    const int split_cols = (steps + splits - 1) / splits * TC_BK;
+    splits = (cols + split_cols - 1) / split_cols;
+    const dim3 grid(blocks_for(rows, TC_BM), blocks_for(T, TC_BN), splits);
+    const uint8_t *w = (const uint8_t *)m->data;
+    float *out = splits > 1 ? part : y;
+    switch (m->type) {
+#define CASE(Q)                                                                                               \
+    case Q:                                                                                                   \
+        gemm_tc_kernel<Q><<<grid, TC_THREADS, 0, s>>>(w, m->row_bytes, rows, cols, x, T, out, bias, accumulate, \
+                                                      splits > 1 ? split_cols : cols);                        \
+        break;
+        ORCD_FOR_EACH_DEVICE_TYPE(CASE)
+#undef CASE
+    default:
+        return -1;
+    }
+    if (splits > 1) gemm_reduce_kernel<<<blocks_for((int64_t)T * rows, 256), 256, 0, s>>>(part, splits, T, rows, y, bias, accumulate);
+    return 0;
+}
+
 /* ---- element-wise and row ops ---- */
 
 __global__ void to_half_kernel(const float *x, __half *y, size_t n) {
@@ -820,4 +961,105 @@ extern "C" void ck_argmax(const float *logits, int n, int vocab, int32_t *ids, f
     float *part = (float *)scratch;
     unsigned *done = (unsigned *)(part + (size_t)n * ARGMAX_BLOCKS * 3);
     argmax_kernel<<<dim3(ARGMAX_BLOCKS, n), ARGMAX_THREADS, 0, s>>>(logits, vocab, part, done, ids, logprobs);
+}
+
+/* ---- the k largest logits of each row (sampling candidates) ----
+ * One block per row. A radix select on order-preserving 32-bit keys (8 bits a pass, four passes over the
+ * row) finds the k-th largest key; one more pass gathers the keys above it, then the ties at it in order
+ * of id (the smallest ids first, as the CPU's sampler ranks them); a bitonic sort puts the k best first. */
+
+#define TOPK_THREADS 1024
+
+/* larger float, larger key; -0 ranks as 0, as a float comparison sees it */
+__device__ __forceinline__ unsigned topk_key(float f) {
+    const unsigned u = f == 0.0f ? 0u : __float_as_uint(f);
+    return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+
+__global__ void __launch_bounds__(TOPK_THREADS) topk_kernel(const float *logits, int vocab, int k, float *vals,
+                                                            int32_t *ids) {
+    __shared__ unsigned hist[256];
+    __shared__ unsigned sel_prefix;
+    __shared__ int sel_want, n_above, warp_n[TOPK_THREADS / WARP];
+    __shared__ unsigned ckey[CK_TOPK_MAX];
+    __shared__ int cid[CK_TOPK_MAX];
+    const float *x = logits + (size_t)blockIdx.x * vocab;
+    const int tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP;
+    unsigned prefix = 0, mask = 0;
+    if (tid == 0) sel_want = k;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int i = tid; i < 256; i += TOPK_THREADS) hist[i] = 0;
+        __syncthreads();
+        for (int i = tid; i < vocab; i += TOPK_THREADS) {
+            const unsigned key = topk_key(x[i]);
+            if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1u);
+        }
+        __syncthreads();
+        if (tid == 0) { /* the digit where the k-th largest lies, from the top */
+            int want = sel_want, b = 255;
+            for (; b > 0 && (int)hist[b] < want; b--) want -= (int)hist[b];
+            sel_want = want, sel_prefix = (unsigned)b << shift;
+        }
+        __syncthreads();
+        prefix |= sel_prefix, mask |= 255u << shift;
+    }
+    /* prefix is the k-th largest key; take every key above it, then sel_want of the keys equal to it */
+    const int ties = sel_want, above = k - ties;
+    if (tid == 0) n_above = 0;
+    __syncthreads();
+    for (int i = tid; i < vocab; i += TOPK_THREADS) {
+        const unsigned key = topk_key(x[i]);
+        if (key > prefix) {
+            const int at = atomicAdd(&n_above, 1);
+            ckey[at] = key, cid[at] = i;
+        }
+    }
+    int taken = 0; /* ties in order of id: a block-wide prefix count per chunk of the row */
+    for (int base = 0; base < vocab && taken < ties; base += TOPK_THREADS) {
+        const int i = base + tid;
+        const bool hit = i < vocab && topk_key(x[i]) == prefix;
+        const unsigned ball = __ballot_sync(0xffffffffu, hit);
+        __syncthreads(); /* warp_n of the previous chunk read by all */
+        if (lane == 0) warp_n[warp] = __popc(ball);
+        __syncthreads();
+        int before = taken + __popc(ball & ((1u << lane) - 1u)), total = 0;
+        for (int w = 0; w < TOPK_THREADS / WARP; w++) {
+            if (w < warp) before += warp_n[w];
+            total += warp_n[w];
+        }
+        if (hit && before < ties) ckey[above + before] = prefix, cid[above + before] = i;
+        taken += total;
+    }
+    __syncthreads();
+    /* bitonic sort of the k candidates (padded to a power of two): key descending, then id ascending */
+    int n = 1;
+    while (n < k) n *= 2;
+    for (int i = k + tid; i < n; i += TOPK_THREADS) ckey[i] = 0, cid[i] = INT32_MAX;
+    __syncthreads();
+    for (int size = 2; size <= n; size *= 2)
+        for (int stride = size / 2; stride > 0; stride /= 2) {
+            for (int i = tid; i < n; i += TOPK_THREADS) {
+                const int j = i ^ stride;
+                if (j > i) {
+                    const bool a_first = ckey[i] > ckey[j] || (ckey[i] == ckey[j] && cid[i] < cid[j]);
+                    const bool desc = (i & size) == 0; /* this run: best first */
+                    if (a_first != desc) {
+                        const unsigned tk = ckey[i];
+                        const int ti = cid[i];
+                        ckey[i] = ckey[j], cid[i] = cid[j], ckey[j] = tk, cid[j] = ti;
+                    }
+                }
+            }
+            __syncthreads();
+        }
+    for (int i = tid; i < k; i += TOPK_THREADS) {
+        vals[(size_t)blockIdx.x * k + i] = x[cid[i]];
+        ids[(size_t)blockIdx.x * k + i] = cid[i];
+    }
+}
+
+extern "C" int ck_topk(const float *logits, int n, int vocab, int k, float *vals, int32_t *ids, cudaStream_t s) {
+    if (k < 1 || k > CK_TOPK_MAX || k > vocab || n < 1) return -1;
+    topk_kernel<<<n, TOPK_THREADS, 0, s>>>(logits, vocab, k, vals, ids);
+    return 0;
 }

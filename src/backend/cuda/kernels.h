@@ -82,6 +82,17 @@ typedef struct CkGemvOut {
 int ck_gemv_multi(const CkGemvOut *outs, int n, const float *x, const CkQ8 *xq, int T, int accumulate,
                   cudaStream_t s);
 
+/* y (T, rows) = x (T, cols) W^T (+ bias) (+ y when accumulate) on the tensor cores, for larger T (batched
+ * decode steps, prefill): tiles of the weight are dequantized into shared memory as fp16 (never into global
+ * memory), the activations rounded to fp16, the products accumulated in fp32. x row-major. Any type with a
+ * device layout; -1 (and nothing enqueued) when cols is not a multiple of 32. When the output alone has too
+ * few tiles to fill the device (small T), the rows' length is split in up to CK_GEMM_MAX_SPLITS parts
+ * whose partial sums go to `part` (part_floats floats; splits x T x rows needed) and are added in a fixed
+ * order (deterministic); part NULL: no split. */
+#define CK_GEMM_MAX_SPLITS 16
+int ck_gemm(const CkMat *w, const float *x, int T, float *y, const float *bias, int accumulate, float *part,
+            size_t part_floats, cudaStream_t s);
+
 /* Dequantize a whole weight into out (rows, cols): fp16 (half_out) or fp32. For the tensor-core path. */
 void ck_dequant(const CkMat *w, void *out, int half_out, cudaStream_t s);
 
@@ -130,6 +141,12 @@ int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x, const CkQ
  * the first call (the kernel leaves it ready for the next). Deterministic. */
 size_t ck_argmax_scratch(int n);
 void ck_argmax(const float *logits, int n, int vocab, int32_t *ids, float *logprobs, void *scratch, cudaStream_t s);
+
+/* For each of n rows of logits (vocab wide): its k largest values and their ids, best first (equal values:
+ * the smaller id first, as the CPU's sampler ranks them), into vals and ids (n, k). 1 <= k <= CK_TOPK_MAX
+ * and k <= vocab, else -1 (and nothing enqueued). Deterministic. */
+#define CK_TOPK_MAX 256
+int ck_topk(const float *logits, int n, int vocab, int k, float *vals, int32_t *ids, cudaStream_t s);
 
 #ifdef __cplusplus
 }
