@@ -532,8 +532,16 @@ static void random_table(int32_t *table, int n_slots, int pages_per_slot, int n_
 /* RoPE (both styles) and the KV writes against op_rope, then attention over contexts of 1 .. > 4096
  * positions against a double-precision softmax(q k^T) v over the same fp16 keys and values.
  * Tolerances: RoPE 1e-5 absolute (|x| < 1); attention 2e-5 absolute (outputs are averages of |v| < 1). */
-static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_style, const int *ctx, int T) {
-    const int page_size = 16, n_slots = T, q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim;
+/* ctx[i]: entry i's context (its position + 1); seqs: entry i's sequence (NULL: each its own); tiled: the
+ * prefill kernel (ck_attention_tiled) instead of the split one */
+static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_style, const int *ctx, int T,
+                            const int *seqs, int tiled) {
+    int n_slots = T;
+    if (seqs) {
+        n_slots = 1;
+        for (int i = 0; i < T; i++) n_slots = seqs[i] + 1 > n_slots ? seqs[i] + 1 : n_slots;
+    }
+    const int page_size = 16, q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim;
     int max_ctx = 0;
     for (int i = 0; i < T; i++) max_ctx = ctx[i] > max_ctx ? ctx[i] : max_ctx;
     const int pages_per_slot = (max_ctx + page_size - 1) / page_size, n_pages = n_slots * pages_per_slot + 3;
@@ -545,7 +553,7 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
     uint16_t *ks = malloc(2 * store), *vs = malloc(2 * store);
     for (size_t i = 0; i < store; i++) ks[i] = quant_f32_to_f16(frand()), vs[i] = quant_f32_to_f16(frand());
     int32_t *pos = malloc(sizeof(int32_t) * T), *seq = malloc(sizeof(int32_t) * T);
-    for (int i = 0; i < T; i++) pos[i] = ctx[i] - 1, seq[i] = i;
+    for (int i = 0; i < T; i++) pos[i] = ctx[i] - 1, seq[i] = seqs ? seqs[i] : i;
     float *q = malloc(sizeof(float) * T * q_dim), *k = malloc(sizeof(float) * T * kv_dim);
     float *v = malloc(sizeof(float) * T * kv_dim), *out = malloc(sizeof(float) * T * q_dim);
     for (int i = 0; i < T * q_dim; i++) q[i] = frand();
@@ -567,7 +575,7 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
     cudaMalloc((void **)&part, sizeof(float) * max_splits * T * n_heads * (head_dim + 2));
     CkKV kv = {dks, dvs, dtab, pages_per_slot, page_size, n_pages, dpos, dseq};
     ck_rope_kv(dq, dk, dv, dinv, T, n_heads, n_kv_heads, head_dim, rope_dim, rope_style, &kv, layer, 0);
-    const int layout = head_dim == 128; /* the GEMV input layout for the head_dim 128 cases */
+    const int layout = head_dim == 128 && !tiled; /* the GEMV input layout for the head_dim 128 cases */
     CkQ8 oq = {0}; /* and the 8-bit form in those cases */
     if (layout) {
         oq.qs = to_dev(out, (size_t)T * q_dim), oq.d = to_dev(out, sizeof(float) * T * q_dim / 32);
@@ -577,12 +585,19 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
     cudaMalloc((void **)&done, sizeof(unsigned) * T * n_heads);
     cudaMemset(done, 0, sizeof(unsigned) * T * n_heads);
     /* twice: the split counters must be left ready for the next launch, and the result the same */
-    ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, layout,
-                 layout ? &oq : NULL, done, 0);
+    for (int round = 0; round < 2 && tiled; round++)
+        if (ck_attention_tiled(dq, dout, T, n_heads, n_kv_heads, head_dim, &kv, layer, 0))
+            test_fail_at(__FILE__, __LINE__, "ck_attention_tiled refused head_dim %d", head_dim);
+    if (!tiled)
+        ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, layout,
+                     layout ? &oq : NULL, done, 0);
     float *first = malloc(sizeof(float) * T * q_dim);
     from_dev(first, dout, sizeof(float) * T * q_dim);
-    ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, layout,
-                 layout ? &oq : NULL, done, 0);
+    if (!tiled)
+        ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, layout,
+                     layout ? &oq : NULL, done, 0);
+    else
+        ck_attention_tiled(dq, dout, T, n_heads, n_kv_heads, head_dim, &kv, layer, 0);
     float *gq = malloc(sizeof(float) * T * q_dim);
     from_dev(gq, dq, sizeof(float) * T * q_dim);
     from_dev(out, dout, sizeof(float) * T * q_dim);
@@ -622,8 +637,8 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
     cudaFree(dks), cudaFree(dvs), cudaFree(dtab), cudaFree(dpos), cudaFree(dseq), cudaFree(dq), cudaFree(dk);
     cudaFree(dv), cudaFree(dinv), cudaFree(dout), cudaFree(part);
     char what[96];
-    snprintf(what, sizeof what, "head_dim %d heads %d/%d rope %d layout %d", head_dim, n_heads, n_kv_heads, rope_style,
-             layout);
+    snprintf(what, sizeof what, "%s head_dim %d heads %d/%d rope %d layout %d", tiled ? "tiled" : "split", head_dim,
+             n_heads, n_kv_heads, rope_style, layout);
     if (e != cudaSuccess) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", what, cudaGetErrorString(e));
         goto done;
@@ -695,16 +710,33 @@ done:
 TEST(cuda_attention) {
     NEED_DEVICE();
     const int ctx_a[] = {1, 2, 17, 255, 256, 257, 1000};
-    check_attention(64, 14, 2, ROPE_NEOX, ctx_a, 7);
+    check_attention(64, 14, 2, ROPE_NEOX, ctx_a, 7, NULL, 0);
     if (test_failed()) return;
     const int ctx_b[] = {1, 513, 4097, 4500};
-    check_attention(128, 8, 8, ROPE_NORM, ctx_b, 4);
+    check_attention(128, 8, 8, ROPE_NORM, ctx_b, 4, NULL, 0);
     if (test_failed()) return;
     const int ctx_c[] = {300, 33};
-    check_attention(128, 28, 4, ROPE_NEOX, ctx_c, 2);
+    check_attention(128, 28, 4, ROPE_NEOX, ctx_c, 2, NULL, 0);
     if (test_failed()) return;
     const int ctx_d[] = {5};
-    check_attention(64, 9, 3, ROPE_NORM, ctx_d, 1);
+    check_attention(64, 9, 3, ROPE_NORM, ctx_d, 1, NULL, 0);
+}
+
+/* The prefill attention (tiles of entries sharing tiles of keys) against the same double reference: a
+ * 300-token prompt from position 0 followed in the same step by another sequence's 50 tokens from
+ * position 100 (a tile holds both); a prompt continuing at position 4000 beside three single entries of
+ * other sequences (each a tile round of its own). */
+TEST(cuda_attention_tiled) {
+    NEED_DEVICE();
+    int ctx[400], seqs[400];
+    for (int i = 0; i < 300; i++) ctx[i] = i + 1, seqs[i] = 0;
+    for (int i = 0; i < 50; i++) ctx[300 + i] = 101 + i, seqs[300 + i] = 1;
+    check_attention(64, 14, 2, ROPE_NEOX, ctx, 350, seqs, 1);
+    if (test_failed()) return;
+    for (int i = 0; i < 70; i++) ctx[i] = 4001 + i, seqs[i] = 2;
+    const int single_ctx[3] = {1, 17, 600};
+    for (int i = 0; i < 3; i++) ctx[70 + i] = single_ctx[i], seqs[70 + i] = 3 + i;
+    check_attention(128, 16, 4, ROPE_NORM, ctx, 73, seqs, 1);
 }
 
 /* Greedy choice: first index of the largest value (ties to the lowest index) and -log(sum exp(l - max)). */
@@ -753,8 +785,8 @@ static int topk_cmp(const void *a, const void *b) {
 
 TEST(cuda_topk) {
     NEED_DEVICE();
-    const int cases[][3] = {/* vocab, k, rows */ {151936, 40, 3}, {151936, 256, 2}, {151936, 1, 2}, {1000, 256, 2},
-                            {7, 7, 1}, {300, 64, 2}, {33, 5, 1}};
+    const int cases[][3] = {/* vocab, k, rows */ {151936, 40, 3}, {151936, 40, 2}, {151936, 256, 2}, {151936, 1, 2},
+                            {1000, 256, 2}, {7, 7, 1}, {3000, 64, 2}, {33, 5, 1}, {20000, 200, 2}};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const int vocab = cases[ci][0], k = cases[ci][1], n = cases[ci][2];
         float *l = malloc(sizeof(float) * n * vocab), *vals = malloc(sizeof(float) * n * k);
@@ -771,7 +803,10 @@ TEST(cuda_topk) {
         float *dv = NULL;
         int32_t *di = NULL;
         cudaMalloc((void **)&dv, sizeof(float) * n * k), cudaMalloc((void **)&di, sizeof(int32_t) * n * k);
-        const int rc = ck_topk(dl, n, vocab, k, dv, di, 0);
+        void *scratch = NULL; /* odd cases without: one block per row */
+        if (ci % 2 == 0) cudaMalloc(&scratch, ck_topk_scratch(n));
+        const int rc = ck_topk(dl, n, vocab, k, dv, di, scratch, 0);
+        cudaFree(scratch);
         from_dev(vals, dv, sizeof(float) * n * k);
         from_dev(ids, di, sizeof(int32_t) * n * k);
         cudaError_t e = cudaGetLastError();
@@ -789,7 +824,8 @@ TEST(cuda_topk) {
         }
         free(l), free(vals), free(ids), free(order);
     }
-    if (ck_topk(NULL, 1, 100, CK_TOPK_MAX + 1, NULL, NULL, 0) != -1 || ck_topk(NULL, 1, 10, 11, NULL, NULL, 0) != -1)
+    if (ck_topk(NULL, 1, 100, CK_TOPK_MAX + 1, NULL, NULL, NULL, 0) != -1 ||
+        ck_topk(NULL, 1, 10, 11, NULL, NULL, NULL, 0) != -1)
         FAIL("ck_topk took k beyond its limits");
 }
 

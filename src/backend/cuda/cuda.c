@@ -39,6 +39,7 @@
 #define GEMV_DEFAULT_T 8 /* ... and do by default (gemv_max_t; H100, 0.5B: at 16 entries ck_gemm is 1.1x
                             faster, at 4 the GEMV 1.7x) */
 #define ATTN_CHUNK 64   /* entries per attention launch (bounds the partials buffer) */
+#define TILED_MIN_RUN 16 /* entries per sequence (on average) from which a step takes the tiled attention */
 #define GRAPH_MAX_T 64  /* entries up to which decode steps run as CUDA graphs */
 #define MAX_GRAPHS 256
 
@@ -128,6 +129,7 @@ typedef struct CudaBackend {
     float *d_cval, *h_cval;         /* top-k candidates (n_logits_rows x CK_TOPK_MAX), device and pinned host */
     int32_t *d_cid, *h_cid;
     int rows_kept;                  /* rows of logits the last forward_topk left in `logits` */
+    void *topk_scratch;             /* ck_topk's slices */
     int table_ints;                 /* page table entries d_in holds */
     /* pinned host staging */
     int32_t *h_in, *h_ids;
@@ -136,6 +138,7 @@ typedef struct CudaBackend {
     int n_graphs, use_graphs;
     int graph_max_t;                /* entries up to which steps are graphed (gemv_max_t with cuBLAS products) */
     int gemv_max_t;                 /* entries up to which products take the GEMV kernels (<= GEMV_MAX_T) */
+    int tiled_attn;                 /* prefill steps may take ck_attention_tiled (ORCD_CUDA_TILED_ATTN=0: never) */
     float *gemm_part;               /* ck_gemm's split partial sums */
     size_t gemm_part_floats;
     Prof prof;
@@ -260,7 +263,7 @@ static void enqueue_head(CudaBackend *s, int r0, int n, int argmax) {
  * choice when argmax. The attention runs `splits` splits of split_len positions (enough for the longest
  * entry). hidden: the residual stream after each layer goes there (host memory), for comparisons. */
 static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int split_len, int splits,
-                            int pages_per_slot, float *hidden) {
+                            int pages_per_slot, int tiled, float *hidden) {
     const Config *c = s->c;
     const int dim = c->dim;
     const int gemv = T <= s->gemv_max_t; /* the products take the GEMV kernels and their input layout */
@@ -282,7 +285,16 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
             }
             matmul(s, &L->wv, s->xb, T, s->v, L->bv, 0);
         }
-        for (int t0 = 0; t0 < T; t0 += ATTN_CHUNK) {
+        if (tiled) { /* prefill: all entries at once, tiles of entries sharing tiles of keys */
+            CkKV kv = {s->k_store, s->v_store, in_table(s, s->d_in), pages_per_slot, s->base.opt.page_size,
+                       s->base.opt.n_pages, d_pos, d_seq};
+            mark(s, P_ROPE_KV);
+            ck_rope_kv(s->q, s->k, s->v, s->inv_freq, T, c->n_heads, c->n_kv_heads, c->head_dim, c->rope_dim,
+                       (int)c->arch->rope, &kv, l, s->stream);
+            mark(s, P_ATTN);
+            ck_attention_tiled(s->q, s->xb, T, c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, s->stream);
+        }
+        for (int t0 = 0; t0 < T && !tiled; t0 += ATTN_CHUNK) {
             const int n = T - t0 < ATTN_CHUNK ? T - t0 : ATTN_CHUNK;
             CkKV kv = {s->k_store, s->v_store, in_table(s, s->d_in), pages_per_slot, s->base.opt.page_size,
                        s->base.opt.n_pages, d_pos + t0, d_seq + t0};
@@ -391,7 +403,13 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
     if (o->k && (chunked || o->k > CK_TOPK_MAX || o->k > s->c->vocab_size))
         return snprintf(err, errlen, "top-%d of %d rows: at most %d of at most %d rows", o->k, n_out,
                         CK_TOPK_MAX < s->c->vocab_size ? CK_TOPK_MAX : s->c->vocab_size, s->n_logits_rows), -1;
-    const int graphable = s->use_graphs && !s->prof.on && !b->hidden && n_out == T && T <= s->graph_max_t && !chunked;
+    /* prefill-like steps (at least TILED_MIN_RUN entries per run of one sequence) take the tiled attention */
+    int runs = 1;
+    for (int i = 1; i < T; i++) runs += b->seq[i] != b->seq[i - 1];
+    const int tiled = T > s->gemv_max_t && T >= TILED_MIN_RUN * runs && s->tiled_attn &&
+                      (s->c->head_dim == 64 || s->c->head_dim == 128);
+    const int graphable = s->use_graphs && !s->prof.on && !b->hidden && n_out == T && T <= s->graph_max_t && !chunked &&
+                          !tiled;
     Graph *g = NULL;
     for (int i = 0; graphable && i < s->n_graphs && !g; i++)
         if (s->graphs[i].T == T && s->graphs[i].split_len == split_len && s->graphs[i].splits == splits &&
@@ -400,7 +418,7 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
     if (!g && graphable && s->n_graphs < MAX_GRAPHS) {
         cudaGraph_t graph;
         CU(cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal), "begin graph capture");
-        enqueue_forward(s, T, n_out, argmax, split_len, splits, kv->pages_per_slot, NULL);
+        enqueue_forward(s, T, n_out, argmax, split_len, splits, kv->pages_per_slot, 0, NULL);
         CU(cudaStreamEndCapture(s->stream, &graph), "end graph capture");
         g = &s->graphs[s->n_graphs];
         cudaError_t e = cudaGraphInstantiate(&g->exec, graph, 0);
@@ -410,7 +428,7 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
         s->n_graphs++;
     }
     if (g) CU(cudaGraphLaunch(g->exec, s->stream), "launch graph");
-    else enqueue_forward(s, T, chunked ? 0 : n_out, argmax, split_len, splits, kv->pages_per_slot, b->hidden);
+    else enqueue_forward(s, T, chunked ? 0 : n_out, argmax, split_len, splits, kv->pages_per_slot, tiled, b->hidden);
 
     if (chunked) {
         for (int r0 = 0; r0 < n_out; r0 += s->n_logits_rows) {
@@ -435,7 +453,7 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
     } else if (o->k) {
         if (n_out) {
             mark(s, P_ARGMAX);
-            ck_topk(s->logits, n_out, s->c->vocab_size, o->k, s->d_cval, s->d_cid, s->stream);
+            ck_topk(s->logits, n_out, s->c->vocab_size, o->k, s->d_cval, s->d_cid, s->topk_scratch, s->stream);
             mark(s, -1);
             const size_t n = (size_t)n_out * o->k;
             CU(cudaMemcpyAsync(s->h_cval, s->d_cval, n * sizeof(float), cudaMemcpyDeviceToHost, s->stream), "copy candidates");
@@ -499,7 +517,7 @@ static void cuda_free(Backend *base) {
     if (s->cb.lib) dlclose(s->cb.lib);
     void *dev[] = {s->weights, s->k_store, s->v_store, s->x, s->xb, s->q, s->k, s->v, s->hb, s->hb2, s->logits,
                    s->inv_freq, s->lp, s->part, s->xh, s->d_in, s->d_ids, s->argmax_scratch, s->xq.qs,
-                   s->xq.d, s->xq.sum, s->attn_done, s->gemm_part, s->d_cval, s->d_cid};
+                   s->xq.d, s->xq.sum, s->attn_done, s->gemm_part, s->d_cval, s->d_cid, s->topk_scratch};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
     cudaFreeHost(s->h_in), cudaFreeHost(s->h_ids), cudaFreeHost(s->h_lp), cudaFreeHost(s->h_cval), cudaFreeHost(s->h_cid);
     if (s->stream) cudaStreamDestroy(s->stream);
@@ -632,6 +650,8 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->graph_max_t = GRAPH_MAX_T; /* lowered below if cuBLAS has products */
     /* ORCD_CUDA_GEMV_MAX_T (0 .. GEMV_MAX_T): where the GEMV kernels hand over to the tensor cores, for
      * measuring the crossover */
+    const char *ta = getenv("ORCD_CUDA_TILED_ATTN");
+    s->tiled_attn = !(ta && strcmp(ta, "0") == 0);
     const char *gm = getenv("ORCD_CUDA_GEMV_MAX_T");
     s->gemv_max_t = gm && *gm ? atoi(gm) : GEMV_DEFAULT_T;
     if (s->gemv_max_t < 0 || s->gemv_max_t > GEMV_MAX_T) s->gemv_max_t = GEMV_DEFAULT_T;
@@ -716,6 +736,7 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->argmax_scratch = dev_alloc(ck_argmax_scratch(s->n_logits_rows), &scratch, &failed);
     s->d_cval = dev_alloc((size_t)s->n_logits_rows * CK_TOPK_MAX * sizeof(float), &scratch, &failed);
     s->d_cid = dev_alloc((size_t)s->n_logits_rows * CK_TOPK_MAX * sizeof(int32_t), &scratch, &failed);
+    s->topk_scratch = dev_alloc(ck_topk_scratch(s->n_logits_rows), &scratch, &failed);
     s->xh = dev_alloc(T * s->widest_in * 2, &scratch, &failed);
     s->gemm_part_floats = (size_t)CK_GEMM_MAX_SPLITS * (T < GRAPH_MAX_T ? T : GRAPH_MAX_T) * s->widest_out;
     s->gemm_part = dev_alloc(s->gemm_part_floats * sizeof(float), &scratch, &failed);

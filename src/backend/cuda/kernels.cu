@@ -887,6 +887,119 @@ extern "C" void ck_attention(const float *q, float *out, float *part, int max_sp
     }
 }
 
+/* ---- attention for prefill: a tile of entries shares each tile of keys ----
+ * One block per (PA_BQ consecutive entries, head); its warps take PA_BQ / PA_WARPS entries each. The keys
+ * and values of one sequence come through shared memory PA_BK positions at a time (fp16, as stored); a lane
+ * scores one key against an entry's query, then the warp folds the tile into the entry's running softmax
+ * (online, as the split kernel) with a lane per output value. Entries of other sequences in the same tile
+ * take further rounds (a prompt's entries are consecutive, so a tile rarely has two). */
+
+#define PA_BQ 16
+#define PA_BK 32
+#define PA_WARPS 4
+
+template <int HD>
+__global__ void __launch_bounds__(PA_WARPS *WARP)
+    attn_tiled_kernel(const float *q, float *out, int T, int n_heads, int n_kv_heads, CkKV kv, int layer) {
+    constexpr int E = HD / WARP, QW = PA_BQ / PA_WARPS, KLD = HD + 2; /* KLD: odd words per row */
+    __shared__ float qs[PA_BQ][HD];
+    __shared__ __align__(16) __half ks[PA_BK][KLD];
+    __shared__ __align__(16) __half vs[PA_BK][HD];
+    __shared__ int e_seq[PA_BQ], e_pos[PA_BQ], g_seq, g_last;
+    const int h = blockIdx.y, t0 = blockIdx.x * PA_BQ, tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP;
+    const int kv_dim = n_kv_heads * HD, kvh = h / (n_heads / n_kv_heads);
+    const float scale = 1.0f / sqrtf((float)HD);
+    for (int i = tid; i < PA_BQ * HD; i += blockDim.x) {
+        const int e = i / HD, t = t0 + e;
+        qs[e][i % HD] = t < T ? q[((size_t)t * n_heads + h) * HD + i % HD] * scale : 0.0f;
+    }
+    if (tid < PA_BQ) e_seq[tid] = t0 + tid < T ? kv.seq[t0 + tid] : -1, e_pos[tid] = t0 + tid < T ? kv.pos[t0 + tid] : -1;
+    float m[QW], l[QW], acc[QW][E];
+#pragma unroll
+    for (int i = 0; i < QW; i++) {
+        m[i] = -INFINITY, l[i] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; e++) acc[i][e] = 0.0f;
+    }
+    unsigned done = 0; /* entries whose sequence has had its round (the same in every thread) */
+    for (;;) {
+        __syncthreads();
+        if (tid == 0) { /* this round's sequence: the first entry not done; its entries' last position */
+            int sq = -1, last = -1;
+            for (int e = 0; e < PA_BQ; e++)
+                if (!(done >> e & 1u) && e_seq[e] >= 0 && (sq < 0 || e_seq[e] == sq)) sq = e_seq[e], last = max(last, e_pos[e]);
+            g_seq = sq, g_last = last;
+        }
+        __syncthreads();
+        const int sq = g_seq, last = g_last;
+        if (sq < 0) break;
+        const int32_t *pages = kv.table + (size_t)sq * kv.pages_per_slot;
+        const size_t base = (size_t)layer * kv.n_pages * kv.page_size * kv_dim + (size_t)kvh * HD;
+        for (int k0 = 0; k0 <= last; k0 += PA_BK) {
+            __syncthreads(); /* the previous tile is used up */
+            for (int j = warp; j < PA_BK; j += PA_WARPS) {
+                const int p = k0 + j;
+                const size_t off = p <= last ? base + ((size_t)pages[p / kv.page_size] * kv.page_size + p % kv.page_size) * kv_dim : 0;
+                for (int d = 2 * lane; d < HD; d += 2 * WARP) {
+                    __half2 kk = __float2half2_rn(0.0f), vv = kk;
+                    if (p <= last) kk = *(const __half2 *)((const __half *)kv.k + off + d), vv = *(const __half2 *)((const __half *)kv.v + off + d);
+                    *(__half2 *)&ks[j][d] = kk, *(__half2 *)&vs[j][d] = vv;
+                }
+            }
+            __syncthreads();
+#pragma unroll
+            for (int i = 0; i < QW; i++) {
+                const int e = warp * QW + i, pos = e_pos[e];
+                if (e_seq[e] != sq || (done >> e & 1u) || k0 > pos) continue; /* the same for the whole warp */
+                float sc = -INFINITY;
+                if (k0 + lane <= pos) {
+                    float d0 = 0.0f, d1 = 0.0f;
+#pragma unroll 8
+                    for (int d = 0; d < HD; d += 2) {
+                        const float2 kf = __half22float2(*(const __half2 *)&ks[lane][d]);
+                        d0 = fmaf(qs[e][d], kf.x, d0), d1 = fmaf(qs[e][d + 1], kf.y, d1);
+                    }
+                    sc = d0 + d1;
+                }
+                const float m_new = fmaxf(m[i], warp_max(sc));
+                const float corr = expf(m[i] - m_new), pr = expf(sc - m_new);
+                l[i] = l[i] * corr + warp_sum(pr);
+#pragma unroll
+                for (int e2 = 0; e2 < E; e2++) acc[i][e2] *= corr;
+                for (int j = 0; j < PA_BK && k0 + j <= pos; j++) {
+                    const float pj = __shfl_sync(0xffffffffu, pr, j);
+#pragma unroll
+                    for (int e2 = 0; e2 < E; e2++) acc[i][e2] = fmaf(pj, __half2float(vs[j][lane + WARP * e2]), acc[i][e2]);
+                }
+                m[i] = m_new;
+            }
+        }
+        for (int e = 0; e < PA_BQ; e++)
+            if (e_seq[e] == sq) done |= 1u << e;
+    }
+#pragma unroll
+    for (int i = 0; i < QW; i++) {
+        const int t = t0 + warp * QW + i;
+        if (t >= T) continue;
+#pragma unroll
+        for (int e2 = 0; e2 < E; e2++) out[((size_t)t * n_heads + h) * HD + lane + WARP * e2] = acc[i][e2] / l[i];
+    }
+}
+
+extern "C" int ck_attention_tiled(const float *q, float *out, int T, int n_heads, int n_kv_heads, int head_dim,
+                                  const CkKV *kv, int layer, cudaStream_t s) {
+    const dim3 grid(blocks_for(T, PA_BQ), n_heads);
+    switch (head_dim) {
+    case 64:
+        attn_tiled_kernel<64><<<grid, PA_WARPS * WARP, 0, s>>>(q, out, T, n_heads, n_kv_heads, *kv, layer);
+        return 0;
+    case 128:
+        attn_tiled_kernel<128><<<grid, PA_WARPS * WARP, 0, s>>>(q, out, T, n_heads, n_kv_heads, *kv, layer);
+        return 0;
+    }
+    return -1;
+}
+
 /* ---- greedy choice: ARGMAX_BLOCKS blocks per row each reduce a slice to (max, first index, sum of
  * exp(x - max)); the row's last block to finish combines the slices in a fixed order (deterministic) ---- */
 
@@ -964,11 +1077,15 @@ extern "C" void ck_argmax(const float *logits, int n, int vocab, int32_t *ids, f
 }
 
 /* ---- the k largest logits of each row (sampling candidates) ----
- * One block per row. A radix select on order-preserving 32-bit keys (8 bits a pass, four passes over the
- * row) finds the k-th largest key; one more pass gathers the keys above it, then the ties at it in order
- * of id (the smallest ids first, as the CPU's sampler ranks them); a bitonic sort puts the k best first. */
+ * One block per slice of a row: a radix select on order-preserving 32-bit keys (8 bits a pass, four passes
+ * over the slice) finds the k-th largest key; one more pass gathers the keys above it, then the ties at it
+ * in order of position (the smallest ids first, as the CPU's sampler ranks them); a bitonic sort puts the
+ * k best first. A long row is cut into TOPK_SLICES slices, each giving its k best, and a second launch
+ * takes the k best of those (the row's k best are among them; in that list equal values stand in order
+ * of id, so the ties still go to the smaller ids). */
 
-#define TOPK_THREADS 1024
+#define TOPK_THREADS 256
+#define TOPK_SLICES 32
 
 /* larger float, larger key; -0 ranks as 0, as a float comparison sees it */
 __device__ __forceinline__ unsigned topk_key(float f) {
@@ -976,14 +1093,19 @@ __device__ __forceinline__ unsigned topk_key(float f) {
     return u & 0x80000000u ? ~u : u | 0x80000000u;
 }
 
-__global__ void __launch_bounds__(TOPK_THREADS) topk_kernel(const float *logits, int vocab, int k, float *vals,
-                                                            int32_t *ids) {
+/* Block (c, r): positions [c * slice, (c + 1) * slice) of row r (rows of len values; ids from in_ids, or the
+ * positions themselves) into place (r * gridDim.x + c) * k of vals and ids. */
+__global__ void __launch_bounds__(TOPK_THREADS) topk_kernel(const float *in, const int32_t *in_ids, int len, int slice,
+                                                            int k, float *vals, int32_t *ids) {
     __shared__ unsigned hist[256];
     __shared__ unsigned sel_prefix;
     __shared__ int sel_want, n_above, warp_n[TOPK_THREADS / WARP];
     __shared__ unsigned ckey[CK_TOPK_MAX];
     __shared__ int cid[CK_TOPK_MAX];
-    const float *x = logits + (size_t)blockIdx.x * vocab;
+    const int c = blockIdx.x, r = blockIdx.y, c0 = c * slice, vocab = min(slice, len - c0);
+    const float *x = in + (size_t)r * len + c0;
+    const int32_t *xid = in_ids ? in_ids + (size_t)r * len + c0 : NULL;
+    const size_t o = ((size_t)r * gridDim.x + c) * k;
     const int tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP;
     unsigned prefix = 0, mask = 0;
     if (tid == 0) sel_want = k;
@@ -995,10 +1117,24 @@ __global__ void __launch_bounds__(TOPK_THREADS) topk_kernel(const float *logits,
             if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1u);
         }
         __syncthreads();
-        if (tid == 0) { /* the digit where the k-th largest lies, from the top */
-            int want = sel_want, b = 255;
-            for (; b > 0 && (int)hist[b] < want; b--) want -= (int)hist[b];
-            sel_want = want, sel_prefix = (unsigned)b << shift;
+        if (warp == 0) { /* the digit where the k-th largest lies, from the top: lane i holds digits 8i..8i+7 */
+            const int want = sel_want; /* read by every lane before the shuffles; written by one after */
+            int cnt[8], own = 0;
+#pragma unroll
+            for (int j = 0; j < 8; j++) own += cnt[j] = (int)hist[8 * lane + j];
+            int incl = own; /* values in this lane's digits and every lane above (an inclusive suffix scan) */
+#pragma unroll
+            for (int o = 1; o < WARP; o *= 2) {
+                const int v = __shfl_down_sync(0xffffffffu, incl, o);
+                if (lane + o < WARP) incl += v;
+            }
+            const int excl = incl - own;
+            /* the one lane whose digits hold the k-th: fewer than `want` above it, at least `want` with it */
+            if (excl < want && incl >= want) {
+                int w = want - excl, b = 7;
+                for (; b > 0 && cnt[b] < w; b--) w -= cnt[b];
+                sel_want = w, sel_prefix = (unsigned)(8 * lane + b) << shift;
+            }
         }
         __syncthreads();
         prefix |= sel_prefix, mask |= 255u << shift;
@@ -1053,13 +1189,27 @@ __global__ void __launch_bounds__(TOPK_THREADS) topk_kernel(const float *logits,
             __syncthreads();
         }
     for (int i = tid; i < k; i += TOPK_THREADS) {
-        vals[(size_t)blockIdx.x * k + i] = x[cid[i]];
-        ids[(size_t)blockIdx.x * k + i] = cid[i];
+        vals[o + i] = x[cid[i]];
+        ids[o + i] = xid ? xid[cid[i]] : c0 + cid[i];
     }
 }
 
-extern "C" int ck_topk(const float *logits, int n, int vocab, int k, float *vals, int32_t *ids, cudaStream_t s) {
+extern "C" size_t ck_topk_scratch(int n) {
+    return (size_t)n * TOPK_SLICES * CK_TOPK_MAX * (sizeof(float) + sizeof(int32_t));
+}
+
+extern "C" int ck_topk(const float *logits, int n, int vocab, int k, float *vals, int32_t *ids, void *scratch,
+                       cudaStream_t s) {
     if (k < 1 || k > CK_TOPK_MAX || k > vocab || n < 1) return -1;
-    topk_kernel<<<n, TOPK_THREADS, 0, s>>>(logits, vocab, k, vals, ids);
+    /* slices while each (the last too) holds at least k values: vocab / slices >= k + slices suffices */
+    const int slices = min(TOPK_SLICES, vocab / (k + TOPK_SLICES));
+    if (slices < 2 || !scratch) {
+        topk_kernel<<<dim3(1, n), TOPK_THREADS, 0, s>>>(logits, NULL, vocab, vocab, k, vals, ids);
+        return 0;
+    }
+    float *sv = (float *)scratch;
+    int32_t *si = (int32_t *)(sv + (size_t)n * slices * k);
+    topk_kernel<<<dim3(slices, n), TOPK_THREADS, 0, s>>>(logits, NULL, vocab, (vocab + slices - 1) / slices, k, sv, si);
+    topk_kernel<<<dim3(1, n), TOPK_THREADS, 0, s>>>(sv, si, slices * k, slices * k, k, vals, ids);
     return 0;
 }

@@ -127,6 +127,12 @@ void ck_attention(const float *q, float *out, float *part, int max_splits, int s
                   int n_kv_heads, int head_dim, const CkKV *kv, int layer, int gemv_layout, const CkQ8 *oq,
                   unsigned *done, cudaStream_t s);
 
+/* The same attention as ck_attention for prefill-like steps (many entries per sequence): tiles of
+ * consecutive entries share each tile of keys and values. out row-major (never the GEMV layout, no 8-bit
+ * form). head_dim 64 or 128, else -1 (and nothing enqueued). */
+int ck_attention_tiled(const float *q, float *out, int T, int n_heads, int n_kv_heads, int head_dim, const CkKV *kv,
+                       int layer, cudaStream_t s);
+
 /* gate (n) = silu(gate) * up */
 void ck_swiglu(float *gate, const float *up, size_t n, cudaStream_t s);
 
@@ -144,9 +150,11 @@ void ck_argmax(const float *logits, int n, int vocab, int32_t *ids, float *logpr
 
 /* For each of n rows of logits (vocab wide): its k largest values and their ids, best first (equal values:
  * the smaller id first, as the CPU's sampler ranks them), into vals and ids (n, k). 1 <= k <= CK_TOPK_MAX
- * and k <= vocab, else -1 (and nothing enqueued). Deterministic. */
+ * and k <= vocab, else -1 (and nothing enqueued). Deterministic. scratch: ck_topk_scratch(n) bytes of
+ * device memory (long rows are cut into slices whose best go there), or NULL (one block per row: slower). */
 #define CK_TOPK_MAX 256
-int ck_topk(const float *logits, int n, int vocab, int k, float *vals, int32_t *ids, cudaStream_t s);
+size_t ck_topk_scratch(int n);
+int ck_topk(const float *logits, int n, int vocab, int k, float *vals, int32_t *ids, void *scratch, cudaStream_t s);
 
 #ifdef __cplusplus
 }
