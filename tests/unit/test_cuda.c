@@ -423,6 +423,66 @@ TEST(cuda_gemv_multi) {
     }
 }
 
+/* Q, K and V (gate and up) in one tensor-core launch (ck_gemm_multi): without split partial sums the
+ * results of three ck_gemm launches bit for bit; with them (the split depends on the whole launch's tiles)
+ * within 1e-5 of the largest |y|; mixed types refused. */
+TEST(cuda_gemm_multi) {
+    NEED_DEVICE();
+    const uint32_t types[] = {QT_Q4_K, QT_Q8_0, QT_Q6_K};
+    const int64_t rows[3] = {96, 33, 65}, cols = 1024;
+    const int T = 20;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t type = types[ti];
+        float *x = malloc(sizeof(float) * T * cols);
+        for (int64_t i = 0; i < T * cols; i++) x[i] = frand();
+        void *dx = to_dev(x, sizeof(float) * T * cols);
+        const size_t part_floats = (size_t)CK_GEMM_MAX_SPLITS * T * (rows[0] + rows[1] + rows[2]);
+        float *dpart = NULL;
+        cudaMalloc((void **)&dpart, part_floats * sizeof(float));
+        CkMat m[3];
+        void *dw[3], *db[3], *dy[3], *dr[3];
+        uint8_t *w[3];
+        for (int i = 0; i < 3; i++) {
+            size_t rb;
+            w[i] = random_weight(type, rows[i], cols, &rb);
+            float *bias = malloc(sizeof(float) * rows[i]);
+            for (int64_t r = 0; r < rows[i]; r++) bias[r] = frand();
+            dw[i] = to_dev(w[i], rb * rows[i]), db[i] = to_dev(bias, sizeof(float) * rows[i]);
+            cudaMalloc(&dy[i], sizeof(float) * T * rows[i]), cudaMalloc(&dr[i], sizeof(float) * T * rows[i]);
+            m[i] = (CkMat){type, dw[i], rows[i], cols, rb};
+            free(bias);
+        }
+        for (int split = 0; split < 2; split++) {
+            const CkGemvOut outs[3] = {{&m[0], dy[0], db[0]}, {&m[1], dy[1], NULL}, {&m[2], dy[2], db[2]}};
+            if (ck_gemm_multi(outs, 3, dx, T, 0, split ? dpart : NULL, split ? part_floats : 0, 0))
+                FAIL("ck_gemm_multi refused three %s weights", quant_name(type));
+            for (int i = 0; i < 3; i++) ck_gemm(&m[i], dx, T, dr[i], outs[i].bias, 0, NULL, 0, 0);
+            for (int i = 0; i < 3; i++) {
+                float *a = malloc(sizeof(float) * T * rows[i]), *b = malloc(sizeof(float) * T * rows[i]);
+                from_dev(a, dy[i], sizeof(float) * T * rows[i]);
+                from_dev(b, dr[i], sizeof(float) * T * rows[i]);
+                float big = 0, worst = 0;
+                for (int64_t j = 0; j < T * rows[i]; j++) {
+                    big = fabsf(b[j]) > big ? fabsf(b[j]) : big;
+                    worst = fabsf(a[j] - b[j]) > worst ? fabsf(a[j] - b[j]) : worst;
+                }
+                free(a), free(b);
+                if (split ? worst > 1e-5f * big : worst != 0.0f)
+                    FAIL("ck_gemm_multi %s output %d (split %d): differs from ck_gemm by %g (largest %g)",
+                         quant_name(type), i, split, worst, big);
+            }
+        }
+        CkMat other = m[1];
+        other.type = type == QT_Q8_0 ? QT_Q4_0 : QT_Q8_0;
+        const CkGemvOut mixed[2] = {{&m[0], dy[0], NULL}, {&other, dy[1], NULL}};
+        if (ck_gemm_multi(mixed, 2, dx, T, 0, NULL, 0, 0) != -1) FAIL("ck_gemm_multi took weights of two types");
+        cudaError_t e = cudaGetLastError();
+        for (int i = 0; i < 3; i++) cudaFree(dw[i]), cudaFree(db[i]), cudaFree(dy[i]), cudaFree(dr[i]), free(w[i]);
+        cudaFree(dx), cudaFree(dpart), free(x);
+        if (e != cudaSuccess) FAIL("%s: %s", quant_name(type), cudaGetErrorString(e));
+    }
+}
+
 /* Embedding rows (any type) against quant_dequantize_row; exact up to fma contraction (1e-6 relative). */
 TEST(cuda_embed) {
     NEED_DEVICE();

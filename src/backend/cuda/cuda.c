@@ -236,6 +236,13 @@ static void matmul(CudaBackend *s, const CkMat *w, const float *x, int T, float 
     if (bias) ck_add_bias(y, bias, T, m, s->stream);
 }
 
+/* Several products of one input in one launch when the tensor cores take them (T > gemv_max_t; weights
+ * of one quantized type and row length): 0, or -1 with nothing enqueued. */
+static int matmul_multi(CudaBackend *s, const CkGemvOut *outs, int n, const float *x, int T) {
+    if (T <= s->gemv_max_t || outs[0].w->type == QT_F32 || outs[0].w->type == QT_F16) return -1;
+    return ck_gemm_multi(outs, n, x, T, 0, s->gemm_part, s->gemm_part_floats, s->stream);
+}
+
 /* The attention's split length for contexts up to n positions: 32, doubled until at most
  * CK_ATTN_MAX_SPLITS splits cover them (short contexts get many small splits: more blocks in flight). */
 static int split_len_for(int n) {
@@ -278,7 +285,8 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
         ck_rmsnorm(s->x, NULL, L->attn_norm, s->xb, T, dim, c->norm_eps, gemv, q8, s->stream);
         mark(s, P_QKV);
         const CkGemvOut qkv[3] = {{&L->wq, s->q, L->bq}, {&L->wk, s->k, L->bk}, {&L->wv, s->v, L->bv}};
-        if (!gemv || ck_gemv_multi(qkv, 3, s->xb, q8, T, 0, s->stream)) { /* one launch, else Q and K in one */
+        const int qkv_gemm = !gemv && !matmul_multi(s, qkv, 3, s->xb, T);
+        if (!qkv_gemm && (!gemv || ck_gemv_multi(qkv, 3, s->xb, q8, T, 0, s->stream))) { /* one launch, else Q and K */
             if (!gemv || ck_gemv_multi(qkv, 2, s->xb, q8, T, 0, s->stream)) {
                 matmul(s, &L->wq, s->xb, T, s->q, L->bq, 0);
                 matmul(s, &L->wk, s->xb, T, s->k, L->bk, 0);
@@ -313,8 +321,11 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
         mark(s, P_GATE_UP);
         const float *h = s->hb;
         if (!gemv || ck_gemv_swiglu(&L->gate, &L->up, s->xb, q8, T, s->hb, s->stream)) {
-            matmul(s, &L->gate, s->xb, T, s->hb, NULL, 0);
-            matmul(s, &L->up, s->xb, T, s->hb2, NULL, 0);
+            const CkGemvOut gu[2] = {{&L->gate, s->hb, NULL}, {&L->up, s->hb2, NULL}};
+            if (gemv || matmul_multi(s, gu, 2, s->xb, T)) {
+                matmul(s, &L->gate, s->xb, T, s->hb, NULL, 0);
+                matmul(s, &L->up, s->xb, T, s->hb2, NULL, 0);
+            }
             mark(s, P_SWIGLU);
             ck_swiglu(s->hb, s->hb2, (size_t)T * c->hidden_dim, s->stream);
             if (gemv) ck_to_gemv_layout(s->hb, s->hb2, T, c->hidden_dim, s->stream), h = s->hb2;
@@ -663,7 +674,10 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     for (int i = 0; i < n_up; i++) weight_bytes += align256(ups[i].t->nbytes);
     const size_t T = (size_t)opt->max_batch, widest = (size_t)(c->dim > s->q_dim ? c->dim : s->q_dim);
     s->widest_in = (int)(widest > (size_t)c->hidden_dim ? widest : (size_t)c->hidden_dim);
-    s->widest_out = s->widest_in; /* every product but the LM head (which has rows enough not to split) */
+    /* the most rows a product (or a launch of several: Q, K and V; gate and up) has, the LM head aside (it
+     * has rows enough not to split) */
+    s->widest_out = 2 * c->hidden_dim > s->q_dim + 2 * s->kv_dim ? 2 * c->hidden_dim : s->q_dim + 2 * s->kv_dim;
+    if (s->widest_out < c->dim) s->widest_out = c->dim;
     const size_t kv_half = (size_t)c->n_layers * opt->n_pages * opt->page_size * s->kv_dim;
     const size_t kv_bytes = 2 * kv_half * 2;
     const size_t scratch_est = T * s->widest_in * 2 +

@@ -515,14 +515,32 @@ extern "C" void ck_gemv(const CkMat *m, const float *x, const CkQ8 *xq, int T, f
 #define TC_THREADS 128
 static_assert(TC_BN * TC_CLD * 4 <= 2 * TC_BM * TC_LD * 2, "the result tile fits where the inputs were");
 
+/* Up to CK_GEMV_MAX_OUT weights of one type and row length in one launch: weight i's row blocks are the
+ * launch's blocks rb_end[i-1] .. rb_end[i] (unused entries repeat the last); split partial sums of output i
+ * at part_off[i]. Chosen by selects, not indexing, so the parameters stay in constant memory. */
+struct GemmOuts {
+    const uint8_t *w[CK_GEMV_MAX_OUT];
+    float *y[CK_GEMV_MAX_OUT];
+    const float *bias[CK_GEMV_MAX_OUT];
+    int rows[CK_GEMV_MAX_OUT], rb_end[CK_GEMV_MAX_OUT];
+    size_t part_off[CK_GEMV_MAX_OUT];
+    int n;
+};
+static_assert(CK_GEMV_MAX_OUT == 3, "the selects below name three outputs");
+#define GEMM_SEL(o, f, i) ((i) == 0 ? (o).f[0] : (i) == 1 ? (o).f[1] : (o).f[2])
+
 template <int Q>
-__global__ void __launch_bounds__(TC_THREADS) gemm_tc_kernel(const uint8_t *w, size_t row_bytes, int rows, int cols,
-                                                             const float *x, int T, float *y, const float *bias,
-                                                             int accumulate, int split_cols) {
+__global__ void __launch_bounds__(TC_THREADS) gemm_tc_kernel(GemmOuts o, size_t row_bytes, int cols, const float *x,
+                                                             int T, float *part, int accumulate, int split_cols) {
     using namespace nvcuda;
     __shared__ __align__(32) unsigned char smem[2 * TC_BM * TC_LD * 2];
     __half *as = (__half *)smem, *bs = as + TC_BM * TC_LD;
-    const int r0 = blockIdx.x * TC_BM, t0 = blockIdx.y * TC_BN, tid = threadIdx.x, warp = tid / WARP;
+    const int oi = (int)(blockIdx.x >= (unsigned)o.rb_end[0]) + (int)(blockIdx.x >= (unsigned)o.rb_end[1]);
+    const uint8_t *w = GEMM_SEL(o, w, oi);
+    float *y = GEMM_SEL(o, y, oi);
+    const float *bias = GEMM_SEL(o, bias, oi);
+    const int rows = GEMM_SEL(o, rows, oi), rb0 = oi == 0 ? 0 : oi == 1 ? o.rb_end[0] : o.rb_end[1];
+    const int r0 = ((int)blockIdx.x - rb0) * TC_BM, t0 = blockIdx.y * TC_BN, tid = threadIdx.x, warp = tid / WARP;
     const int wm = (warp & 1) * 32, wn = (warp >> 1) * 32; /* the warp's part: rows wm.., activations wn.. */
     const int units = cols / 32;
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
@@ -532,7 +550,7 @@ __global__ void __launch_bounds__(TC_THREADS) gemm_tc_kernel(const uint8_t *w, s
         for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
     /* split_cols < cols: this block's part of the rows (blockIdx.z), its sums into its own partial y */
     const int k_begin = blockIdx.z * split_cols, k_end = min(cols, k_begin + split_cols);
-    if (split_cols < cols) y += (size_t)blockIdx.z * T * rows, bias = NULL, accumulate = 0;
+    if (split_cols < cols) y = part + GEMM_SEL(o, part_off, oi) + (size_t)blockIdx.z * T * rows, bias = NULL, accumulate = 0;
     for (int k0 = k_begin; k0 < k_end; k0 += TC_BK) {
         /* weights: TC_BM rows x 4 units, two units per thread */
 #pragma unroll
@@ -598,37 +616,56 @@ __global__ void __launch_bounds__(TC_THREADS) gemm_tc_kernel(const uint8_t *w, s
     }
 }
 
-/* y = (y when accumulate) + bias + the splits' partial sums, in split order */
-__global__ void gemm_reduce_kernel(const float *part, int splits, int T, int rows, float *y, const float *bias,
-                                   int accumulate) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, n = (int64_t)T * rows;
-    if (i >= n) return;
+/* y_i = (y_i when accumulate) + bias_i + the splits' partial sums, in split order; element e of the launch
+ * is output i's element e - T * (rows of the outputs before i) */
+__global__ void gemm_reduce_kernel(GemmOuts o, const float *part, int splits, int T, int accumulate) {
+    int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int oi = 0;
+    for (; oi < o.n - 1 && e >= (int64_t)T * GEMM_SEL(o, rows, oi); oi++) e -= (int64_t)T * GEMM_SEL(o, rows, oi);
+    const int rows = GEMM_SEL(o, rows, oi);
+    const int64_t n = (int64_t)T * rows;
+    if (e >= n) return;
+    const float *p = part + GEMM_SEL(o, part_off, oi);
     float v = 0.0f;
-    for (int k = 0; k < splits; k++) v += part[k * n + i];
-    if (bias) v += bias[i % rows];
-    y[i] = accumulate ? y[i] + v : v;
+    for (int k = 0; k < splits; k++) v += p[k * n + e];
+    const float *bias = GEMM_SEL(o, bias, oi);
+    float *y = GEMM_SEL(o, y, oi);
+    if (bias) v += bias[e % rows];
+    y[e] = accumulate ? y[e] + v : v;
 }
 
-extern "C" int ck_gemm(const CkMat *m, const float *x, int T, float *y, const float *bias, int accumulate, float *part,
-                       size_t part_floats, cudaStream_t s) {
-    if (m->cols % 32 || m->rows > INT32_MAX || T < 1) return -1;
-    const int rows = (int)m->rows, cols = (int)m->cols, steps = (cols + TC_BK - 1) / TC_BK;
-    const unsigned tiles = blocks_for(rows, TC_BM) * blocks_for(T, TC_BN);
+extern "C" int ck_gemm_multi(const CkGemvOut *outs, int n_outs, const float *x, int T, int accumulate, float *part,
+                             size_t part_floats, cudaStream_t s) {
+    if (n_outs < 1 || n_outs > CK_GEMV_MAX_OUT || T < 1) return -1;
+    const CkMat *m = outs[0].w;
+    if (m->cols % 32) return -1;
+    GemmOuts o = {};
+    o.n = n_outs;
+    int64_t all_rows = 0;
+    for (int i = 0; i < n_outs; i++) {
+        const CkMat *w = outs[i].w;
+        if (w->type != m->type || w->cols != m->cols || w->row_bytes != m->row_bytes || w->rows > INT32_MAX) return -1;
+        o.w[i] = (const uint8_t *)w->data, o.y[i] = outs[i].y, o.bias[i] = outs[i].bias, o.rows[i] = (int)w->rows;
+        o.rb_end[i] = (i ? o.rb_end[i - 1] : 0) + (int)blocks_for(w->rows, TC_BM);
+        all_rows += w->rows;
+    }
+    for (int i = n_outs; i < CK_GEMV_MAX_OUT; i++) o.rb_end[i] = o.rb_end[n_outs - 1], o.rows[i] = 0;
+    const int cols = (int)m->cols, steps = (cols + TC_BK - 1) / TC_BK;
+    const unsigned tiles = (unsigned)o.rb_end[n_outs - 1] * blocks_for(T, TC_BN);
     /* too few tiles to fill the device: split the rows' length too, up to CK_GEMM_MAX_SPLITS parts of
      * whole steps, when the partial sums fit in part */
     int splits = 1;
     while (splits < CK_GEMM_MAX_SPLITS && tiles * splits < 256 && splits * 2 <= steps &&
-           (size_t)splits * 2 * T * rows <= part_floats)
+           (size_t)splits * 2 * T * all_rows <= part_floats)
         splits *= 2;
     const int split_cols = (steps + splits - 1) / splits * TC_BK;
     splits = (cols + split_cols - 1) / split_cols;
-    const dim3 grid(blocks_for(rows, TC_BM), blocks_for(T, TC_BN), splits);
-    const uint8_t *w = (const uint8_t *)m->data;
-    float *out = splits > 1 ? part : y;
+    for (int i = 0; i < n_outs; i++) o.part_off[i] = i ? o.part_off[i - 1] + (size_t)splits * T * o.rows[i - 1] : 0;
+    const dim3 grid(o.rb_end[n_outs - 1], blocks_for(T, TC_BN), splits);
     switch (m->type) {
 #define CASE(Q)                                                                                               \
     case Q:                                                                                                   \
-        gemm_tc_kernel<Q><<<grid, TC_THREADS, 0, s>>>(w, m->row_bytes, rows, cols, x, T, out, bias, accumulate, \
+        gemm_tc_kernel<Q><<<grid, TC_THREADS, 0, s>>>(o, m->row_bytes, cols, x, T, part, accumulate,           \
                                                       splits > 1 ? split_cols : cols);                        \
         break;
         ORCD_FOR_EACH_DEVICE_TYPE(CASE)
@@ -636,8 +673,14 @@ extern "C" int ck_gemm(const CkMat *m, const float *x, int T, float *y, const fl
     default:
         return -1;
     }
-    if (splits > 1) gemm_reduce_kernel<<<blocks_for((int64_t)T * rows, 256), 256, 0, s>>>(part, splits, T, rows, y, bias, accumulate);
+    if (splits > 1) gemm_reduce_kernel<<<blocks_for((int64_t)T * all_rows, 256), 256, 0, s>>>(o, part, splits, T, accumulate);
     return 0;
+}
+
+extern "C" int ck_gemm(const CkMat *m, const float *x, int T, float *y, const float *bias, int accumulate, float *part,
+                       size_t part_floats, cudaStream_t s) {
+    const CkGemvOut out = {m, y, bias};
+    return ck_gemm_multi(&out, 1, x, T, accumulate, part, part_floats, s);
 }
 
 /* ---- element-wise and row ops ---- */

@@ -82,6 +82,12 @@ typedef struct CkGemvOut {
 int ck_gemv_multi(const CkGemvOut *outs, int n, const float *x, const CkQ8 *xq, int T, int accumulate,
                   cudaStream_t s);
 
+/* Several ck_gemm products of one input in one launch (Q, K and V; gate and up), as ck_gemm, for up to
+ * CK_GEMV_MAX_OUT weights of one type and row length (-1, nothing enqueued, when they differ); `part` must
+ * hold the partial sums of all of them (splits x T x their rows together). */
+int ck_gemm_multi(const CkGemvOut *outs, int n, const float *x, int T, int accumulate, float *part,
+                  size_t part_floats, cudaStream_t s);
+
 /* y (T, rows) = x (T, cols) W^T (+ bias) (+ y when accumulate) on the tensor cores, for larger T (batched
  * decode steps, prefill): tiles of the weight are dequantized into shared memory as fp16 (never into global
  * memory), the activations rounded to fp16, the products accumulated in fp32. x row-major. Any type with a
