@@ -39,6 +39,7 @@
 #define GEMV_DEFAULT_T 8 /* ... and do by default (gemv_max_t; H100, 0.5B: at 16 entries ck_gemm is 1.1x
                             faster, at 4 the GEMV 1.7x) */
 #define ATTN_CHUNK 64   /* entries per attention launch (bounds the partials buffer) */
+#define CUBLAS_MIN_T 128 /* entries from which quantized layer products are dequantized whole for cuBLAS */
 #define TILED_MIN_RUN 16 /* entries per sequence (on average) from which a step takes the tiled attention */
 #define GRAPH_MAX_T 64  /* entries up to which decode steps run as CUDA graphs */
 #define MAX_GRAPHS 256
@@ -119,7 +120,10 @@ typedef struct CudaBackend {
     CudaLayer *layers;
     void *k_store, *v_store;
     float *x, *xb, *q, *k, *v, *hb, *hb2, *logits, *inv_freq, *lp, *part;
-    void *xh;                       /* fp16 activations (cuBLAS products of F16 weights) */
+    void *xh;                       /* fp16 activations (cuBLAS products) */
+    void *wtmp;                     /* a layer weight dequantized to fp16 (cuBLAS products from cublas_min_t) */
+    size_t wtmp_bytes;
+    int cublas_min_t;               /* entries from which quantized products go to cuBLAS */
     void *argmax_scratch;
     unsigned *attn_done;            /* the attention's per-(entry, head) split counters (ck_attention) */
     CkQ8 xq;                        /* 8-bit GEMV inputs (qs NULL in exact mode) */
@@ -224,9 +228,13 @@ static void matmul(CudaBackend *s, const CkMat *w, const float *x, int T, float 
     const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     if (w->type == QT_F32) {
         s->cb.sgemm(s->cb.h, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, w->data, k, x, k, &beta, y, m);
-    } else if (w->type == QT_F16) {
+    } else if (w->type == QT_F16 || (T >= s->cublas_min_t && w->rows * w->cols * 2 <= (int64_t)s->wtmp_bytes)) {
+        /* F16 as stored; a quantized weight against many entries (prefill) dequantized whole first: its cost
+         * spread over the entries, cuBLAS's GEMM outruns ck_gemm there */
+        const void *a = w->data;
+        if (w->type != QT_F16) ck_dequant(w, s->wtmp, 1, s->stream), a = s->wtmp;
         ck_to_half(x, s->xh, (size_t)T * k, s->stream);
-        s->cb.gemm_ex(s->cb.h, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, w->data, CUDA_R_16F, k, s->xh, CUDA_R_16F, k,
+        s->cb.gemm_ex(s->cb.h, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, a, CUDA_R_16F, k, s->xh, CUDA_R_16F, k,
                       &beta, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     } else {
         /* types and shapes checked at creation */
@@ -239,7 +247,7 @@ static void matmul(CudaBackend *s, const CkMat *w, const float *x, int T, float 
 /* Several products of one input in one launch when the tensor cores take them (T > gemv_max_t; weights
  * of one quantized type and row length): 0, or -1 with nothing enqueued. */
 static int matmul_multi(CudaBackend *s, const CkGemvOut *outs, int n, const float *x, int T) {
-    if (T <= s->gemv_max_t || outs[0].w->type == QT_F32 || outs[0].w->type == QT_F16) return -1;
+    if (T <= s->gemv_max_t || T >= s->cublas_min_t || outs[0].w->type == QT_F32 || outs[0].w->type == QT_F16) return -1;
     return ck_gemm_multi(outs, n, x, T, 0, s->gemm_part, s->gemm_part_floats, s->stream);
 }
 
@@ -528,7 +536,7 @@ static void cuda_free(Backend *base) {
     if (s->cb.lib) dlclose(s->cb.lib);
     void *dev[] = {s->weights, s->k_store, s->v_store, s->x, s->xb, s->q, s->k, s->v, s->hb, s->hb2, s->logits,
                    s->inv_freq, s->lp, s->part, s->xh, s->d_in, s->d_ids, s->argmax_scratch, s->xq.qs,
-                   s->xq.d, s->xq.sum, s->attn_done, s->gemm_part, s->d_cval, s->d_cid, s->topk_scratch};
+                   s->xq.d, s->xq.sum, s->attn_done, s->gemm_part, s->d_cval, s->d_cid, s->topk_scratch, s->wtmp};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
     cudaFreeHost(s->h_in), cudaFreeHost(s->h_ids), cudaFreeHost(s->h_lp), cudaFreeHost(s->h_cval), cudaFreeHost(s->h_cid);
     if (s->stream) cudaStreamDestroy(s->stream);
@@ -661,6 +669,9 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->graph_max_t = GRAPH_MAX_T; /* lowered below if cuBLAS has products */
     /* ORCD_CUDA_GEMV_MAX_T (0 .. GEMV_MAX_T): where the GEMV kernels hand over to the tensor cores, for
      * measuring the crossover */
+    const char *cm = getenv("ORCD_CUDA_CUBLAS_MIN_T"); /* for measuring the crossover */
+    s->cublas_min_t = cm && *cm ? atoi(cm) : CUBLAS_MIN_T;
+    if (s->cublas_min_t <= GEMV_MAX_T) s->cublas_min_t = CUBLAS_MIN_T;
     const char *ta = getenv("ORCD_CUDA_TILED_ATTN");
     s->tiled_attn = !(ta && strcmp(ta, "0") == 0);
     const char *gm = getenv("ORCD_CUDA_GEMV_MAX_T");
@@ -680,7 +691,11 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     if (s->widest_out < c->dim) s->widest_out = c->dim;
     const size_t kv_half = (size_t)c->n_layers * opt->n_pages * opt->page_size * s->kv_dim;
     const size_t kv_bytes = 2 * kv_half * 2;
-    const size_t scratch_est = T * s->widest_in * 2 +
+    /* the largest layer weight in fp16, for cuBLAS products (the LM head never has cublas_min_t rows) */
+    s->wtmp_bytes = opt->max_batch >= s->cublas_min_t
+                        ? (size_t)2 * (size_t)(c->hidden_dim > s->q_dim ? c->hidden_dim : s->q_dim) * (size_t)c->dim
+                        : 0;
+    const size_t scratch_est = s->wtmp_bytes + T * s->widest_in * 2 +
                                sizeof(float) * CK_GEMM_MAX_SPLITS * (T < GRAPH_MAX_T ? T : GRAPH_MAX_T) * s->widest_out +
                                sizeof(float) * (T * (c->dim + widest + s->q_dim + 2 * s->kv_dim + 2 * c->hidden_dim) +
                                                 (size_t)ATTN_CHUNK * c->n_heads * CK_ATTN_MAX_SPLITS * (c->head_dim + 2) +
@@ -752,6 +767,7 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->d_cid = dev_alloc((size_t)s->n_logits_rows * CK_TOPK_MAX * sizeof(int32_t), &scratch, &failed);
     s->topk_scratch = dev_alloc(ck_topk_scratch(s->n_logits_rows), &scratch, &failed);
     s->xh = dev_alloc(T * s->widest_in * 2, &scratch, &failed);
+    s->wtmp = dev_alloc(s->wtmp_bytes, &scratch, &failed);
     s->gemm_part_floats = (size_t)CK_GEMM_MAX_SPLITS * (T < GRAPH_MAX_T ? T : GRAPH_MAX_T) * s->widest_out;
     s->gemm_part = dev_alloc(s->gemm_part_floats * sizeof(float), &scratch, &failed);
     const char *exact = getenv("ORCD_CUDA_EXACT");

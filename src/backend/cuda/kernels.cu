@@ -141,10 +141,15 @@ template <int T> __global__ void dequant_kernel(const uint8_t *w, size_t row_byt
     float v[32];
     unit_load<T>(w + (size_t)r * row_bytes, u, v);
     const size_t off = (size_t)r * cols + (size_t)u * 32;
-    if (half_out) {
-        __half2 *o = (__half2 *)((__half *)out + off);
+    if (half_out) { /* 16-byte stores (rows of a multiple of 32 values keep them aligned) */
+        uint4 *o = (uint4 *)((__half *)out + off);
 #pragma unroll
-        for (int k = 0; k < 16; k++) o[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
+        for (int k = 0; k < 4; k++) {
+            __half2 p[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) p[e] = __floats2half2_rn(v[8 * k + 2 * e], v[8 * k + 2 * e + 1]);
+            o[k] = *(uint4 *)p;
+        }
     } else {
         float4 *o = (float4 *)((float *)out + off);
 #pragma unroll
