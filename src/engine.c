@@ -503,6 +503,8 @@ static void sample_task(void *ctx, int k, int thread) {
     e->b_ids[k] = sampler_sample(sl->sampler, row, sl->tokens, sl->n_tokens, NULL);
 }
 
+_Static_assert(SAMPLER_MAX_CANDIDATES <= BACKEND_TOPK_MAX, "forward_topk sends what a sampler may need");
+
 /* Candidates per row for a step that samples: the most any row's sampler needs, when the backend can send
  * only those; 0 (whole rows) when it cannot, or when most rows need the whole row anyway. */
 static int step_candidates(const Engine *e, int n_logits) {

@@ -294,6 +294,8 @@ int sampler_sample_top(Sampler *s, const float *val, const int32_t *id, int n_ca
     const int need = sampler_candidates_needed(s);
     if (need < 1 || n_cand < need || n_cand > s->vocab) return -1;
     Cand *c = s->cand;
+    for (int i = 0; i < n_cand; i++)
+        if (isnan(val[i])) return -1; /* a broken row: the whole row's rules (NaN ranks nowhere there) */
     const float last = val[n_cand - 1];
     for (int i = 0; i < n_cand; i++) c[i] = (Cand){id[i], val[i], 0.0}; /* w = 1: penalized */
     if (has_penalties(p)) {

@@ -56,6 +56,8 @@ typedef struct BackendOptions {
                         quantization); slower, for comparisons with a reference implementation */
 } BackendOptions;
 
+#define BACKEND_TOPK_MAX 256 /* the most candidates per row forward_topk sends */
+
 typedef struct Backend Backend;
 struct Backend {
     BackendKind kind;
@@ -68,7 +70,7 @@ struct Backend {
      * first index of the largest logit and its log-probability (softmax at temperature 1). */
     int (*forward_argmax)(Backend *b, const Batch *batch, const KVPages *kv, int32_t *ids, float *logprobs,
                           char *err, size_t errlen);
-    /* Optional: forward, then for each entry that wants logits its k best (1 <= k <= 256; best first, equal
+    /* Optional: forward, then for each entry that wants logits its k best (1 <= k <= BACKEND_TOPK_MAX; best first, equal
      * logits by smaller id) into vals and ids (n_wanted, k), so that only those cross to the host; the
      * logits stay with the backend until the next forward, for logits_row. */
     int (*forward_topk)(Backend *b, const Batch *batch, const KVPages *kv, int k, float *vals, int32_t *ids,

@@ -326,6 +326,8 @@ TEST(sampler_top_candidates_match_whole_row) {
     s = make(q, V);
     ASSERT_EQ_INT(sampler_candidates_needed(s), 5);
     ASSERT_EQ_INT(sampler_sample_top(s, val, id, 4, NULL, 0, &t), -1); /* fewer than top-k */
+    val[2] = NAN; /* a broken row: the whole row's rules decide */
+    ASSERT_EQ_INT(sampler_sample_top(s, val, id, 10, NULL, 0, &t), -1);
     sampler_free(s);
     free(row), free(tmp), free(val), free(id), free(order);
 }

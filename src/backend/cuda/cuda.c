@@ -39,6 +39,7 @@
 #define GEMV_DEFAULT_T 8 /* ... and do by default (gemv_max_t; H100, 0.5B: at 16 entries ck_gemm is 1.1x
                             faster, at 4 the GEMV 1.7x) */
 #define ATTN_CHUNK 64   /* entries per attention launch (bounds the partials buffer) */
+_Static_assert(CK_TOPK_MAX == BACKEND_TOPK_MAX, "the kernel serves forward_topk's k");
 #define CUBLAS_MIN_T 128 /* entries from which quantized layer products are dequantized whole for cuBLAS */
 #define TILED_MIN_RUN 16 /* entries per sequence (on average) from which a step takes the tiled attention */
 #define GRAPH_MAX_T 64  /* entries up to which decode steps run as CUDA graphs */
@@ -671,7 +672,7 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
      * measuring the crossover */
     const char *cm = getenv("ORCD_CUDA_CUBLAS_MIN_T"); /* for measuring the crossover */
     s->cublas_min_t = cm && *cm ? atoi(cm) : CUBLAS_MIN_T;
-    if (s->cublas_min_t <= GEMV_MAX_T) s->cublas_min_t = CUBLAS_MIN_T;
+    if (s->cublas_min_t <= GRAPH_MAX_T) s->cublas_min_t = CUBLAS_MIN_T; /* cuBLAS stays out of graphs */
     const char *ta = getenv("ORCD_CUDA_TILED_ATTN");
     s->tiled_attn = !(ta && strcmp(ta, "0") == 0);
     const char *gm = getenv("ORCD_CUDA_GEMV_MAX_T");
@@ -695,7 +696,8 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->wtmp_bytes = opt->max_batch >= s->cublas_min_t
                         ? (size_t)2 * (size_t)(c->hidden_dim > s->q_dim ? c->hidden_dim : s->q_dim) * (size_t)c->dim
                         : 0;
-    const size_t scratch_est = s->wtmp_bytes + T * s->widest_in * 2 +
+    const size_t scratch_est = s->wtmp_bytes + T * s->widest_in * 2 + ck_topk_scratch(s->n_logits_rows) +
+                               (size_t)s->n_logits_rows * CK_TOPK_MAX * (sizeof(float) + sizeof(int32_t)) +
                                sizeof(float) * CK_GEMM_MAX_SPLITS * (T < GRAPH_MAX_T ? T : GRAPH_MAX_T) * s->widest_out +
                                sizeof(float) * (T * (c->dim + widest + s->q_dim + 2 * s->kv_dim + 2 * c->hidden_dim) +
                                                 (size_t)ATTN_CHUNK * c->n_heads * CK_ATTN_MAX_SPLITS * (c->head_dim + 2) +

@@ -644,6 +644,7 @@ extern "C" int ck_gemm_multi(const CkGemvOut *outs, int n_outs, const float *x, 
     if (n_outs < 1 || n_outs > CK_GEMV_MAX_OUT || T < 1) return -1;
     const CkMat *m = outs[0].w;
     if (m->cols % 32) return -1;
+    if (!part) part_floats = 0;
     GemmOuts o = {};
     o.n = n_outs;
     int64_t all_rows = 0;
@@ -1178,6 +1179,7 @@ __global__ void __launch_bounds__(TOPK_THREADS) topk_kernel(const float *in, con
             }
             const int excl = incl - own;
             /* the one lane whose digits hold the k-th: fewer than `want` above it, at least `want` with it */
+            __syncwarp(); /* every lane has read sel_want before one writes it */
             if (excl < want && incl >= want) {
                 int w = want - excl, b = 7;
                 for (; b > 0 && cnt[b] < w; b--) w -= cnt[b];
