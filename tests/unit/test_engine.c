@@ -4,10 +4,13 @@
  * exhaustion, a full queue and an oversized prompt each end the right request the right way.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "../../src/backend/backend.h"
 #include "../../src/engine.h"
 #include "test.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define MAX_OUT 64
 
@@ -149,6 +152,93 @@ TEST(engine_parallel_sampling_equals_serial) {
         for (int i = 0; i < 24; i++)
             if (outs[1][k].ids[i] != outs[0][k].ids[i])
                 FAIL("prompt %d token %d: %d on 4 threads, %d on one", k, i, outs[1][k].ids[i], outs[0][k].ids[i]);
+    }
+}
+
+/* The engine's sampling-candidates path (Backend.forward_topk + logits_row, which the CUDA backend has),
+ * driven here by a stand-in on the CPU backend: the CPU's logits, each row's k best sorted on the host.
+ * Requests that candidates serve (top-k), that need some rows whole (penalties that push a candidate
+ * below the rest), that need every row whole (no top-k) and greedy ones with a penalty, all in one batch,
+ * give exactly the tokens of the whole-row path, seed for seed. */
+static float *cand_rows;     /* the last forward's rows of logits */
+static int cand_vocab, cand_kept, cand_topk_calls, cand_row_calls;
+static const float *cand_sort_row;
+
+static int cand_cmp(const void *a, const void *b) {
+    const int i = *(const int *)a, j = *(const int *)b;
+    const float x = cand_sort_row[i], y = cand_sort_row[j];
+    return x > y ? -1 : x < y ? 1 : i - j;
+}
+
+static int cand_forward_topk(Backend *b, const Batch *batch, const KVPages *kv, int k, float *vals, int32_t *ids,
+                             char *err, size_t errlen) {
+    if (b->forward(b, batch, kv, cand_rows, err, errlen)) return -1;
+    cand_topk_calls++;
+    cand_kept = 0;
+    int *order = malloc(sizeof(int) * cand_vocab);
+    for (int i = 0; i < batch->n; i++) {
+        if (!batch->want_logits[i]) continue;
+        cand_sort_row = cand_rows + (size_t)cand_kept * cand_vocab;
+        for (int v = 0; v < cand_vocab; v++) order[v] = v;
+        qsort(order, (size_t)cand_vocab, sizeof *order, cand_cmp);
+        for (int j = 0; j < k; j++) vals[cand_kept * k + j] = cand_sort_row[order[j]], ids[cand_kept * k + j] = order[j];
+        cand_kept++;
+    }
+    free(order);
+    return 0;
+}
+
+static int cand_logits_row(Backend *b, int row, float *dst, char *err, size_t errlen) {
+    (void)b;
+    if (row < 0 || row >= cand_kept) return snprintf(err, errlen, "row %d of %d", row, cand_kept), -1;
+    __atomic_add_fetch(&cand_row_calls, 1, __ATOMIC_RELAXED);
+    memcpy(dst, cand_rows + (size_t)row * cand_vocab, sizeof(float) * cand_vocab);
+    return 0;
+}
+
+TEST(engine_sampling_candidates_equal_whole_rows) {
+    int32_t ids[4][64];
+    int n[4];
+    Out outs[2][4];
+    memset(outs, 0, sizeof outs);
+    for (int pass = 0; pass < 2; pass++) {
+        EngineOptions o = engine_defaults();
+        o.n_slots = 4, o.n_ctx = 256, o.sample_threads = 2;
+        Fixture f;
+        if (open_fixture(&f, &o)) return close_fixture(&f);
+        Backend *be = (Backend *)engine_backend(f.e);
+        if (pass) { /* the stand-in: the engine sees a backend with candidates */
+            cand_vocab = be->config->vocab_size;
+            cand_rows = malloc(sizeof(float) * o.n_slots * cand_vocab);
+            be->forward_topk = cand_forward_topk, be->logits_row = cand_logits_row;
+        }
+        char err[256];
+        uint64_t id;
+        for (int k = 0; k < 4; k++) {
+            n[k] = encode(f.tok, PROMPTS[k], ids[k], 64);
+            EngineRequest r = greedy(ids[k], n[k], 24, &outs[pass][k]);
+            SamplerParams *sp = &r.sampling;
+            sp->seed = 77 + (uint64_t)k;
+            if (k == 0) sp->temperature = 0.8f, sp->top_k = 40, sp->top_p = 0.9f;
+            if (k == 1) sp->temperature = 1.0f, sp->top_k = 5, sp->repetition_penalty = 1.5f, sp->penalty_last_n = -1;
+            if (k == 2) sp->temperature = 0.7f, sp->top_k = 0;        /* needs whole rows */
+            if (k == 3) sp->repetition_penalty = 1.3f;                /* greedy with a penalty */
+            ASSERT_EQ_INT(engine_submit(f.e, &r, &id, err, sizeof err), ENGINE_OK);
+        }
+        run_until_done(f.e, outs[pass], 4);
+        if (pass) be->forward_topk = NULL, be->logits_row = NULL;
+        close_fixture(&f);
+    }
+    free(cand_rows), cand_rows = NULL;
+    fprintf(stderr, "  %d steps with candidates, %d rows fetched whole\n", cand_topk_calls, cand_row_calls);
+    ASSERT(cand_topk_calls > 10 && cand_row_calls > 0);
+    for (int k = 0; k < 4; k++) {
+        ASSERT_EQ_INT(outs[1][k].d.reason, STOP_LENGTH);
+        ASSERT_EQ_INT(outs[1][k].n, 24);
+        for (int i = 0; i < 24; i++)
+            if (outs[1][k].ids[i] != outs[0][k].ids[i])
+                FAIL("request %d token %d: %d from candidates, %d from whole rows", k, i, outs[1][k].ids[i],
+                     outs[0][k].ids[i]);
     }
 }
 
