@@ -40,6 +40,20 @@ int test_failed(void) {
     return cur_failed;
 }
 
+static const float *rank_v;
+
+static int rank_cmp(const void *a, const void *b) {
+    const int i = *(const int *)a, j = *(const int *)b;
+    const float x = rank_v[i], y = rank_v[j];
+    return x > y ? -1 : x < y ? 1 : i - j;
+}
+
+void test_rank(const float *v, int n, int *order) {
+    for (int i = 0; i < n; i++) order[i] = i;
+    rank_v = v;
+    qsort(order, (size_t)n, sizeof *order, rank_cmp);
+}
+
 int main(int argc, char **argv) {
     int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < n_tests; i++) {

@@ -18,6 +18,9 @@ void test_register(const char *name, void (*fn)(void));
 void test_fail_at(const char *file, int line, const char *fmt, ...);
 void test_skip(const char *why); /* mark the running test skipped; return from it afterwards */
 int test_failed(void);           /* the running test has failed */
+/* order[0..n) = the indices of v[0..n) by value, largest first, equal values by smaller index (how the
+ * sampler ranks logits; not thread-safe) */
+void test_rank(const float *v, int n, int *order);
 
 #define TEST(name)                                                                                         \
     static void test_##name(void);                                                                         \

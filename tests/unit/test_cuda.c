@@ -367,6 +367,50 @@ TEST(cuda_gemm_every_type) {
     fprintf(stderr, "  gemm: worst error %.3f of the tolerance (%s)\n", worst_rel, worst_at);
 }
 
+/* Three random weights of one type (rows[i] x cols) with biases on the device, for the products that
+ * take several weights in one launch: dy[i] gets the one-launch result, dr[i] the reference launches'. */
+typedef struct Three {
+    CkMat m[3];
+    void *db[3], *dy[3], *dr[3];
+    uint8_t *w[3];
+    int64_t rows[3];
+} Three;
+
+static void three_make(Three *t, uint32_t type, const int64_t rows[3], int64_t cols, int T) {
+    for (int i = 0; i < 3; i++) {
+        size_t rb;
+        t->rows[i] = rows[i];
+        t->w[i] = random_weight(type, rows[i], cols, &rb);
+        float *bias = malloc(sizeof(float) * rows[i]);
+        for (int64_t r = 0; r < rows[i]; r++) bias[r] = frand();
+        t->db[i] = to_dev(bias, sizeof(float) * rows[i]);
+        cudaMalloc(&t->dy[i], sizeof(float) * T * rows[i]), cudaMalloc(&t->dr[i], sizeof(float) * T * rows[i]);
+        t->m[i] = (CkMat){type, to_dev(t->w[i], rb * rows[i]), rows[i], cols, rb};
+        free(bias);
+    }
+}
+
+static void three_free(Three *t) {
+    for (int i = 0; i < 3; i++)
+        cudaFree((void *)t->m[i].data), cudaFree(t->db[i]), cudaFree(t->dy[i]), cudaFree(t->dr[i]), free(t->w[i]);
+}
+
+/* The largest |dy - dr| of output i (NaN if either has one), and the largest |dr| into *big. */
+static float three_diff(const Three *t, int i, int T, float *big) {
+    const int64_t n = T * t->rows[i];
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n), worst = 0, top = 0;
+    from_dev(a, t->dy[i], sizeof(float) * n);
+    from_dev(b, t->dr[i], sizeof(float) * n);
+    for (int64_t j = 0; j < n; j++) {
+        const float d = fabsf(a[j] - b[j]);
+        worst = d <= worst ? worst : d; /* NaN sticks */
+        top = fabsf(b[j]) > top ? fabsf(b[j]) : top;
+    }
+    free(a), free(b);
+    if (big) *big = top;
+    return worst;
+}
+
 /* Q, K and V in one launch (ck_gemv_multi) give bit for bit the results of three ck_gemv launches, with 8-bit
  * and fp32 activations; weights of different types are refused. */
 TEST(cuda_gemv_multi) {
@@ -383,19 +427,10 @@ TEST(cuda_gemv_multi) {
         BlockQ8A *xb8;
         CkQ8 dq = q8_to_dev(x, T, (int)cols, &xb8);
         void *dx = to_dev(xl, sizeof(float) * T * cols);
-        CkMat m[3];
-        void *dw[3], *db[3], *dy[3], *dr[3];
-        uint8_t *w[3];
-        for (int i = 0; i < 3; i++) {
-            size_t rb;
-            w[i] = random_weight(type, rows[i], cols, &rb);
-            float *bias = malloc(sizeof(float) * rows[i]);
-            for (int64_t r = 0; r < rows[i]; r++) bias[r] = frand();
-            dw[i] = to_dev(w[i], rb * rows[i]), db[i] = to_dev(bias, sizeof(float) * rows[i]);
-            cudaMalloc(&dy[i], sizeof(float) * T * rows[i]), cudaMalloc(&dr[i], sizeof(float) * T * rows[i]);
-            m[i] = (CkMat){type, dw[i], rows[i], cols, rb};
-            free(bias);
-        }
+        Three t;
+        three_make(&t, type, rows, cols, T);
+        CkMat *m = t.m;
+        void **db = t.db, **dy = t.dy, **dr = t.dr;
         for (int bits8 = 0; bits8 < 2; bits8++) {
             const CkQ8 *q = bits8 ? &dq : NULL;
             const CkGemvOut outs[3] = {{&m[0], dy[0], db[0]}, {&m[1], dy[1], NULL}, {&m[2], dy[2], db[2]}};
@@ -403,21 +438,16 @@ TEST(cuda_gemv_multi) {
             ck_gemv(&m[0], dx, q, T, dr[0], db[0], 0, 0);
             ck_gemv(&m[1], dx, q, T, dr[1], NULL, 0, 0);
             ck_gemv(&m[2], dx, q, T, dr[2], db[2], 0, 0);
-            for (int i = 0; i < 3; i++) {
-                float *a = malloc(sizeof(float) * T * rows[i]), *b = malloc(sizeof(float) * T * rows[i]);
-                from_dev(a, dy[i], sizeof(float) * T * rows[i]);
-                from_dev(b, dr[i], sizeof(float) * T * rows[i]);
-                const int same = !memcmp(a, b, sizeof(float) * T * rows[i]);
-                free(a), free(b);
-                if (!same) FAIL("ck_gemv_multi %s output %d (8-bit %d) differs from ck_gemv", quant_name(type), i, bits8);
-            }
+            for (int i = 0; i < 3; i++)
+                if (three_diff(&t, i, T, NULL) != 0.0f)
+                    FAIL("ck_gemv_multi %s output %d (8-bit %d) differs from ck_gemv", quant_name(type), i, bits8);
         }
         CkMat other = m[1];
         other.type = type == QT_Q8_0 ? QT_Q4_0 : QT_Q8_0;
         const CkGemvOut mixed[2] = {{&m[0], dy[0], NULL}, {&other, dy[1], NULL}};
         if (ck_gemv_multi(mixed, 2, dx, NULL, T, 0, 0) != -1) FAIL("ck_gemv_multi took weights of two types");
         cudaError_t e = cudaGetLastError();
-        for (int i = 0; i < 3; i++) cudaFree(dw[i]), cudaFree(db[i]), cudaFree(dy[i]), cudaFree(dr[i]), free(w[i]);
+        three_free(&t);
         cudaFree(dx), q8_free(dq), free(x), free(xl), free(xb8);
         if (e != cudaSuccess) FAIL("%s: %s", quant_name(type), cudaGetErrorString(e));
     }
@@ -439,35 +469,19 @@ TEST(cuda_gemm_multi) {
         const size_t part_floats = (size_t)CK_GEMM_MAX_SPLITS * T * (rows[0] + rows[1] + rows[2]);
         float *dpart = NULL;
         cudaMalloc((void **)&dpart, part_floats * sizeof(float));
-        CkMat m[3];
-        void *dw[3], *db[3], *dy[3], *dr[3];
-        uint8_t *w[3];
-        for (int i = 0; i < 3; i++) {
-            size_t rb;
-            w[i] = random_weight(type, rows[i], cols, &rb);
-            float *bias = malloc(sizeof(float) * rows[i]);
-            for (int64_t r = 0; r < rows[i]; r++) bias[r] = frand();
-            dw[i] = to_dev(w[i], rb * rows[i]), db[i] = to_dev(bias, sizeof(float) * rows[i]);
-            cudaMalloc(&dy[i], sizeof(float) * T * rows[i]), cudaMalloc(&dr[i], sizeof(float) * T * rows[i]);
-            m[i] = (CkMat){type, dw[i], rows[i], cols, rb};
-            free(bias);
-        }
+        Three t;
+        three_make(&t, type, rows, cols, T);
+        CkMat *m = t.m;
+        void **db = t.db, **dy = t.dy, **dr = t.dr;
         for (int split = 0; split < 2; split++) {
             const CkGemvOut outs[3] = {{&m[0], dy[0], db[0]}, {&m[1], dy[1], NULL}, {&m[2], dy[2], db[2]}};
             if (ck_gemm_multi(outs, 3, dx, T, 0, split ? dpart : NULL, split ? part_floats : 0, 0))
                 FAIL("ck_gemm_multi refused three %s weights", quant_name(type));
             for (int i = 0; i < 3; i++) ck_gemm(&m[i], dx, T, dr[i], outs[i].bias, 0, NULL, 0, 0);
             for (int i = 0; i < 3; i++) {
-                float *a = malloc(sizeof(float) * T * rows[i]), *b = malloc(sizeof(float) * T * rows[i]);
-                from_dev(a, dy[i], sizeof(float) * T * rows[i]);
-                from_dev(b, dr[i], sizeof(float) * T * rows[i]);
-                float big = 0, worst = 0;
-                for (int64_t j = 0; j < T * rows[i]; j++) {
-                    big = fabsf(b[j]) > big ? fabsf(b[j]) : big;
-                    worst = fabsf(a[j] - b[j]) > worst ? fabsf(a[j] - b[j]) : worst;
-                }
-                free(a), free(b);
-                if (split ? worst > 1e-5f * big : worst != 0.0f)
+                float big;
+                const float worst = three_diff(&t, i, T, &big);
+                if (split ? !(worst <= 1e-5f * big) : worst != 0.0f)
                     FAIL("ck_gemm_multi %s output %d (split %d): differs from ck_gemm by %g (largest %g)",
                          quant_name(type), i, split, worst, big);
             }
@@ -477,7 +491,7 @@ TEST(cuda_gemm_multi) {
         const CkGemvOut mixed[2] = {{&m[0], dy[0], NULL}, {&other, dy[1], NULL}};
         if (ck_gemm_multi(mixed, 2, dx, T, 0, NULL, 0, 0) != -1) FAIL("ck_gemm_multi took weights of two types");
         cudaError_t e = cudaGetLastError();
-        for (int i = 0; i < 3; i++) cudaFree(dw[i]), cudaFree(db[i]), cudaFree(dy[i]), cudaFree(dr[i]), free(w[i]);
+        three_free(&t);
         cudaFree(dx), cudaFree(dpart), free(x);
         if (e != cudaSuccess) FAIL("%s: %s", quant_name(type), cudaGetErrorString(e));
     }
@@ -836,13 +850,6 @@ TEST(cuda_argmax) {
 /* ck_topk against a sort on the host: the k largest values, best first, equal values by smaller id. Rows
  * with many ties (values on a coarse grid, ties straddling the k-th place), -0 beside 0, -inf, and k from 1
  * to the whole (small) vocabulary. Exact: the ids and values must match. */
-static const float *topk_row;
-static int topk_cmp(const void *a, const void *b) {
-    const int i = *(const int *)a, j = *(const int *)b;
-    const float x = topk_row[i], y = topk_row[j];
-    return x > y ? -1 : x < y ? 1 : i - j;
-}
-
 TEST(cuda_topk) {
     NEED_DEVICE();
     const int cases[][3] = {/* vocab, k, rows */ {151936, 40, 3}, {151936, 40, 2}, {151936, 256, 2}, {151936, 1, 2},
@@ -874,9 +881,8 @@ TEST(cuda_topk) {
         if (rc) FAIL("ck_topk refused vocab %d k %d", vocab, k);
         if (e != cudaSuccess) FAIL("ck_topk: %s", cudaGetErrorString(e));
         for (int r = 0; r < n; r++) {
-            topk_row = l + (size_t)r * vocab;
-            for (int i = 0; i < vocab; i++) order[i] = i;
-            qsort(order, (size_t)vocab, sizeof *order, topk_cmp);
+            const float *topk_row = l + (size_t)r * vocab;
+            test_rank(topk_row, vocab, order);
             for (int i = 0; i < k; i++)
                 if (ids[r * k + i] != order[i] || vals[r * k + i] != topk_row[order[i]])
                     FAIL("vocab %d k %d row %d place %d: id %d (%g), expected %d (%g)", vocab, k, r, i, ids[r * k + i],

@@ -123,36 +123,51 @@ TEST(engine_batched_equals_alone) {
     close_fixture(&f);
 }
 
+/* The four PROMPTS submitted together, request k sampling with sp[k], 24 tokens each, run to the end. */
+static void run_four(Fixture *f, const SamplerParams sp[4], Out outs[4]) {
+    int32_t ids[4][64];
+    char err[256];
+    uint64_t id;
+    for (int k = 0; k < 4; k++) {
+        const int n = encode(f->tok, PROMPTS[k], ids[k], 64);
+        EngineRequest r = greedy(ids[k], n, 24, &outs[k]);
+        r.sampling = sp[k];
+        ASSERT_EQ_INT(engine_submit(f->e, &r, &id, err, sizeof err), ENGINE_OK);
+    }
+    run_until_done(f->e, outs, 4);
+}
+
+/* Each of the four requests ran its 24 tokens, the same in `got` as in `want`. */
+static void same_tokens(const Out got[4], const Out want[4], const char *how) {
+    for (int k = 0; k < 4; k++) {
+        ASSERT_EQ_INT(got[k].d.reason, STOP_LENGTH);
+        ASSERT_EQ_INT(got[k].n, 24);
+        for (int i = 0; i < 24; i++)
+            if (got[k].ids[i] != want[k].ids[i])
+                FAIL("request %d token %d: %d %s, %d otherwise", k, i, got[k].ids[i], how, want[k].ids[i]);
+    }
+}
+
 /* Sampled (temperature 0.8, top-k 40, top-p 0.9) requests give the same tokens whether the step's rows are
  * sampled on 4 threads or on the engine thread alone: each slot draws from its own seeded sampler. */
 TEST(engine_parallel_sampling_equals_serial) {
-    int32_t ids[4][64];
-    int n[4];
     Out outs[2][4];
     memset(outs, 0, sizeof outs);
+    SamplerParams sp[4];
+    for (int k = 0; k < 4; k++) {
+        sp[k] = sampler_defaults();
+        sp[k].temperature = 0.8f, sp[k].top_k = 40, sp[k].top_p = 0.9f, sp[k].seed = 1000 + (uint64_t)k;
+    }
     for (int pass = 0; pass < 2; pass++) {
         EngineOptions o = engine_defaults();
         o.n_slots = 4, o.n_ctx = 256, o.sample_threads = pass ? 4 : 1;
         Fixture f;
         if (open_fixture(&f, &o)) return close_fixture(&f);
-        char err[256];
-        uint64_t id;
-        for (int k = 0; k < 4; k++) {
-            n[k] = encode(f.tok, PROMPTS[k], ids[k], 64);
-            EngineRequest r = greedy(ids[k], n[k], 24, &outs[pass][k]);
-            r.sampling.temperature = 0.8f, r.sampling.top_k = 40, r.sampling.top_p = 0.9f;
-            r.sampling.seed = 1000 + (uint64_t)k;
-            ASSERT_EQ_INT(engine_submit(f.e, &r, &id, err, sizeof err), ENGINE_OK);
-        }
-        run_until_done(f.e, outs[pass], 4);
+        run_four(&f, sp, outs[pass]);
         close_fixture(&f);
+        if (test_failed()) return;
     }
-    for (int k = 0; k < 4; k++) {
-        ASSERT_EQ_INT(outs[1][k].n, 24);
-        for (int i = 0; i < 24; i++)
-            if (outs[1][k].ids[i] != outs[0][k].ids[i])
-                FAIL("prompt %d token %d: %d on 4 threads, %d on one", k, i, outs[1][k].ids[i], outs[0][k].ids[i]);
-    }
+    same_tokens(outs[1], outs[0], "on 4 threads");
 }
 
 /* The engine's sampling-candidates path (Backend.forward_topk + logits_row, which the CUDA backend has),
@@ -162,14 +177,6 @@ TEST(engine_parallel_sampling_equals_serial) {
  * give exactly the tokens of the whole-row path, seed for seed. */
 static float *cand_rows;     /* the last forward's rows of logits */
 static int cand_vocab, cand_kept, cand_topk_calls, cand_row_calls;
-static const float *cand_sort_row;
-
-static int cand_cmp(const void *a, const void *b) {
-    const int i = *(const int *)a, j = *(const int *)b;
-    const float x = cand_sort_row[i], y = cand_sort_row[j];
-    return x > y ? -1 : x < y ? 1 : i - j;
-}
-
 static int cand_forward_topk(Backend *b, const Batch *batch, const KVPages *kv, int k, float *vals, int32_t *ids,
                              char *err, size_t errlen) {
     if (b->forward(b, batch, kv, cand_rows, err, errlen)) return -1;
@@ -178,10 +185,9 @@ static int cand_forward_topk(Backend *b, const Batch *batch, const KVPages *kv, 
     int *order = malloc(sizeof(int) * cand_vocab);
     for (int i = 0; i < batch->n; i++) {
         if (!batch->want_logits[i]) continue;
-        cand_sort_row = cand_rows + (size_t)cand_kept * cand_vocab;
-        for (int v = 0; v < cand_vocab; v++) order[v] = v;
-        qsort(order, (size_t)cand_vocab, sizeof *order, cand_cmp);
-        for (int j = 0; j < k; j++) vals[cand_kept * k + j] = cand_sort_row[order[j]], ids[cand_kept * k + j] = order[j];
+        const float *row = cand_rows + (size_t)cand_kept * cand_vocab;
+        test_rank(row, cand_vocab, order);
+        for (int j = 0; j < k; j++) vals[cand_kept * k + j] = row[order[j]], ids[cand_kept * k + j] = order[j];
         cand_kept++;
     }
     free(order);
@@ -197,10 +203,14 @@ static int cand_logits_row(Backend *b, int row, float *dst, char *err, size_t er
 }
 
 TEST(engine_sampling_candidates_equal_whole_rows) {
-    int32_t ids[4][64];
-    int n[4];
     Out outs[2][4];
     memset(outs, 0, sizeof outs);
+    SamplerParams sp[4];
+    for (int k = 0; k < 4; k++) sp[k] = sampler_defaults(), sp[k].seed = 77 + (uint64_t)k;
+    sp[0].temperature = 0.8f, sp[0].top_k = 40, sp[0].top_p = 0.9f;
+    sp[1].temperature = 1.0f, sp[1].top_k = 5, sp[1].repetition_penalty = 1.5f, sp[1].penalty_last_n = -1;
+    sp[2].temperature = 0.7f, sp[2].top_k = 0;   /* needs whole rows */
+    sp[3].temperature = 0.0f, sp[3].repetition_penalty = 1.3f; /* greedy with a penalty */
     for (int pass = 0; pass < 2; pass++) {
         EngineOptions o = engine_defaults();
         o.n_slots = 4, o.n_ctx = 256, o.sample_threads = 2;
@@ -212,34 +222,16 @@ TEST(engine_sampling_candidates_equal_whole_rows) {
             cand_rows = malloc(sizeof(float) * o.n_slots * cand_vocab);
             be->forward_topk = cand_forward_topk, be->logits_row = cand_logits_row;
         }
-        char err[256];
-        uint64_t id;
-        for (int k = 0; k < 4; k++) {
-            n[k] = encode(f.tok, PROMPTS[k], ids[k], 64);
-            EngineRequest r = greedy(ids[k], n[k], 24, &outs[pass][k]);
-            SamplerParams *sp = &r.sampling;
-            sp->seed = 77 + (uint64_t)k;
-            if (k == 0) sp->temperature = 0.8f, sp->top_k = 40, sp->top_p = 0.9f;
-            if (k == 1) sp->temperature = 1.0f, sp->top_k = 5, sp->repetition_penalty = 1.5f, sp->penalty_last_n = -1;
-            if (k == 2) sp->temperature = 0.7f, sp->top_k = 0;        /* needs whole rows */
-            if (k == 3) sp->repetition_penalty = 1.3f;                /* greedy with a penalty */
-            ASSERT_EQ_INT(engine_submit(f.e, &r, &id, err, sizeof err), ENGINE_OK);
-        }
-        run_until_done(f.e, outs[pass], 4);
+        run_four(&f, sp, outs[pass]);
         if (pass) be->forward_topk = NULL, be->logits_row = NULL;
         close_fixture(&f);
+        if (test_failed()) break;
     }
     free(cand_rows), cand_rows = NULL;
+    if (test_failed()) return;
     fprintf(stderr, "  %d steps with candidates, %d rows fetched whole\n", cand_topk_calls, cand_row_calls);
     ASSERT(cand_topk_calls > 10 && cand_row_calls > 0);
-    for (int k = 0; k < 4; k++) {
-        ASSERT_EQ_INT(outs[1][k].d.reason, STOP_LENGTH);
-        ASSERT_EQ_INT(outs[1][k].n, 24);
-        for (int i = 0; i < 24; i++)
-            if (outs[1][k].ids[i] != outs[0][k].ids[i])
-                FAIL("request %d token %d: %d from candidates, %d from whole rows", k, i, outs[1][k].ids[i],
-                     outs[0][k].ids[i]);
-    }
+    same_tokens(outs[1], outs[0], "from candidates");
 }
 
 TEST(engine_stop_strings_and_cancel) {

@@ -130,13 +130,6 @@ TEST(sampler_large_vocab_paths) {
     free(c);
 }
 
-static const float *rank_logits;
-static int cmp_rank_idx(const void *a, const void *b) {
-    const int i = *(const int *)a, j = *(const int *)b;
-    const float x = rank_logits[i], y = rank_logits[j];
-    return x > y ? -1 : x < y ? 1 : i - j;
-}
-
 /* top-k over a 152K row with many tied logits: the one-pass heap (k <= 256) draws only from the k best
  * (ties to the smaller id), quickselect (larger k) only from tokens at least as likely as the k-th (its
  * ties go either way); both with the softmax's frequency for the best token. */
@@ -149,9 +142,7 @@ TEST(sampler_top_k_large_vocab) {
         l[i] = (float)(r >> 24) * 0.05f; /* 256 levels: many ties, also at the k-th place */
     }
     int *idx = malloc(V * sizeof *idx);
-    for (int i = 0; i < V; i++) idx[i] = i;
-    rank_logits = l;
-    qsort(idx, V, sizeof *idx, cmp_rank_idx);
+    test_rank(l, V, idx);
     char *in_top = malloc(V);
     int *c = calloc(V, sizeof *c);
     const int ks[] = {1, 40, 256, 300};
@@ -286,9 +277,7 @@ TEST(sampler_top_candidates_match_whole_row) {
                 row[i] = step % 2 ? (float)((x >> 20) % 9) * 0.5f : (float)(x >> 8) / (1 << 24) * 6.0f; /* ties */
             }
             /* the n_cand best, as a backend sends them */
-            rank_logits = row;
-            for (int i = 0; i < V; i++) order[i] = i;
-            qsort(order, V, sizeof *order, cmp_rank_idx);
+            test_rank(row, V, order);
             for (int i = 0; i < n_cand; i++) id[i] = order[i], val[i] = row[order[i]];
             for (int i = 0; i < 64; i++) { /* a history that hits the best tokens, so that penalties bite */
                 x = x * 1664525u + 1013904223u;

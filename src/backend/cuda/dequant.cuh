@@ -48,6 +48,19 @@ __device__ __forceinline__ void k4_scale_min(const uint8_t *q, int j, float *sc,
     }
 }
 
+/* The two 16-value scales of sub-block k (0..7) of a Q3_K block b: d * (6-bit scale - 32). */
+__device__ __forceinline__ void q3k_scales(const uint8_t *b, int k, float dl[2]) {
+    const float d = h2f(b + 108);
+    const uint8_t *scales = b + 96;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int g = 2 * k + i;
+        const int lo = (scales[g % 8] >> (g < 8 ? 0 : 4)) & 0x0F;
+        const int hi = (scales[8 + g % 4] >> (2 * (g / 4))) & 3;
+        dl[i] = d * (float)((lo | hi << 4) - 32);
+    }
+}
+
 /* Block geometry at compile time (the sizes of ../../quant.h's structs; 32 or 256 values per block). */
 __host__ __device__ constexpr int quant_block_elems_dev(int t) {
     return t == QT_Q2_K || t == QT_Q3_K || t == QT_Q4_K || t == QT_Q5_K || t == QT_Q6_K ? 256 : 32;
@@ -237,16 +250,8 @@ template <> __device__ __forceinline__ void unit_load<QT_Q2_K>(const uint8_t *ro
 template <> __device__ __forceinline__ void unit_load<QT_Q3_K>(const uint8_t *row, int u, float v[32]) {
     const uint8_t *b = row + (size_t)(u >> 3) * 110;
     const int k = u & 7, h = k >> 2, s = k & 3;
-    const float d = h2f(b + 108);
-    const uint8_t *scales = b + 96;
     float dl[2];
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        const int g = 2 * k + i;
-        const int lo = (scales[g % 8] >> (g < 8 ? 0 : 4)) & 0x0F;
-        const int hi = (scales[8 + g % 4] >> (2 * (g / 4))) & 3;
-        dl[i] = d * (float)((lo | hi << 4) - 32);
-    }
+    q3k_scales(b, k, dl);
     const uint8_t *qs = b + 32 + 32 * h;
 #pragma unroll
     for (int l = 0; l < 32; l++) {
@@ -391,16 +396,8 @@ template <> __device__ __forceinline__ void unit_int8<QT_Q2_K>(const uint8_t *ro
 template <> __device__ __forceinline__ void unit_int8<QT_Q3_K>(const uint8_t *row, int u, UnitI8 &o) {
     const uint8_t *b = row + (size_t)(u >> 3) * 110;
     const int k8 = u & 7, h = k8 >> 2, s = k8 & 3;
-    const float d = h2f(b + 108);
-    const uint8_t *scales = b + 96;
     float dl[2];
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        const int g = 2 * k8 + i;
-        const int lo = (scales[g % 8] >> (g < 8 ? 0 : 4)) & 0x0F;
-        const int hi = (scales[8 + g % 4] >> (2 * (g / 4))) & 3;
-        dl[i] = d * (float)((lo | hi << 4) - 32);
-    }
+    q3k_scales(b, k8, dl);
     uint32_t q[8], hm[8];
     load16_a2(b + 32 + 32 * h, q);
     load16_a2(b + 48 + 32 * h, q + 4);

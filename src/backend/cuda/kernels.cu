@@ -41,6 +41,17 @@ __device__ float block_sum(float v) {
     return warp_sum(v);
 }
 
+/* 32 values as fp16 into dst[0..3] (16-byte stores) */
+__device__ __forceinline__ void store_half32(uint4 *dst, const float v[32]) {
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        __half2 p[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) p[e] = __floats2half2_rn(v[8 * k + 2 * e], v[8 * k + 2 * e + 1]);
+        dst[k] = *(uint4 *)p;
+    }
+}
+
 static unsigned blocks_for(int64_t n, int per_block) {
     return (unsigned)((n + per_block - 1) / per_block);
 }
@@ -142,14 +153,7 @@ template <int T> __global__ void dequant_kernel(const uint8_t *w, size_t row_byt
     unit_load<T>(w + (size_t)r * row_bytes, u, v);
     const size_t off = (size_t)r * cols + (size_t)u * 32;
     if (half_out) { /* 16-byte stores (rows of a multiple of 32 values keep them aligned) */
-        uint4 *o = (uint4 *)((__half *)out + off);
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            __half2 p[4];
-#pragma unroll
-            for (int e = 0; e < 4; e++) p[e] = __floats2half2_rn(v[8 * k + 2 * e], v[8 * k + 2 * e + 1]);
-            o[k] = *(uint4 *)p;
-        }
+        store_half32((uint4 *)((__half *)out + off), v);
     } else {
         float4 *o = (float4 *)((float *)out + off);
 #pragma unroll
@@ -565,13 +569,7 @@ __global__ void __launch_bounds__(TC_THREADS) gemm_tc_kernel(GemmOuts o, size_t 
             if (r0 + r < rows && u < units && u * 32 < k_end) {
                 float v[32];
                 unit_load<Q>(w + (size_t)(r0 + r) * row_bytes, u, v);
-#pragma unroll
-                for (int k = 0; k < 4; k++) {
-                    __half2 p[4];
-#pragma unroll
-                    for (int e = 0; e < 4; e++) p[e] = __floats2half2_rn(v[8 * k + 2 * e], v[8 * k + 2 * e + 1]);
-                    dst[k] = *(uint4 *)p;
-                }
+                store_half32(dst, v);
             } else {
 #pragma unroll
                 for (int k = 0; k < 4; k++) dst[k] = make_uint4(0, 0, 0, 0);
