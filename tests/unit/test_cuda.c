@@ -31,6 +31,7 @@ static int have_device(void) {
         char why[256];
         known = cuda_device_probe(0, &ci, why, sizeof why) == 0;
         if (!known) fprintf(stderr, "  (no CUDA device: %s)\n", why);
+        if (known) ck_set_pdl(ci.cc_major >= 9); /* launched as the backend launches them */
     }
     return known;
 }

@@ -56,6 +56,39 @@ static unsigned blocks_for(int64_t n, int per_block) {
     return (unsigned)((n + per_block - 1) / per_block);
 }
 
+/* ---- launches: programmatic dependent launch ----
+ * On devices that have it (compute 9.0+, ck_set_pdl), kernels are launched with programmatic stream
+ * serialization: a kernel may be scheduled while the one before it is still running, so its launch latency
+ * and a product's first weight loads overlap the previous kernel's tail. The rule that keeps this safe: each
+ * kernel calls pdl_begin() before it reads anything a kernel of the forward wrote or writes anything one
+ * reads; only reads of weights (never written by a forward) may come before it. pdl_begin waits until the
+ * previous kernel has finished and its writes are visible (griddepcontrol.wait), then lets the next kernel
+ * be scheduled (which in turn waits for all of this one). */
+
+static int pdl_on;
+
+extern "C" void ck_set_pdl(int on) {
+    pdl_on = on;
+}
+
+__device__ __forceinline__ void pdl_begin() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+template <typename... P, typename... A>
+static void launch(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t s, A &&...args) {
+    cudaLaunchAttribute attr = {};
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = 0, cfg.stream = s;
+    cfg.attrs = &attr, cfg.numAttrs = pdl_on ? 1 : 0;
+    cudaLaunchKernelEx(&cfg, kernel, static_cast<A &&>(args)...);
+}
+
 /* Where value i of an activation row of n values lives in the GEMV input layout (kernels.h): value j of
  * unit u (i = 32u + j) at (j / 4) * n / 8 + 4u + j % 4, so that consecutive lanes reading consecutive units
  * read consecutive 16-byte groups. Rows whose length is not a multiple of 32 stay row-major. */
@@ -86,13 +119,14 @@ __device__ __forceinline__ void q8_store_unit(float v, int lane, const CkQ8 &q, 
 }
 
 __global__ void quantize_q8_kernel(const float *x, CkQ8 q, int n) {
+    pdl_begin();
     const int lane = threadIdx.x % WARP, u = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP, t = blockIdx.y;
     if (u >= n / 32) return;
     q8_store_unit(x[(size_t)t * n + xi_at(u * 32 + lane, n)], lane, q, t, n, u);
 }
 
 extern "C" void ck_quantize_q8(const float *x, const CkQ8 *q, int T, int n, cudaStream_t s) {
-    quantize_q8_kernel<<<dim3(blocks_for(n / 32, 4), T), 4 * WARP, 0, s>>>(x, *q, n);
+    launch(quantize_q8_kernel, dim3(blocks_for(n / 32, 4), T), 4 * WARP, s, x, *q, n);
 }
 
 /* dot of a unit of weights (as integers) with unit u of 8-bit activation row t */
@@ -131,6 +165,7 @@ extern "C" int ck_type_supported(uint32_t type) {
 
 template <int T> __global__ void embed_kernel(const uint8_t *w, size_t row_bytes, int cols, const int32_t *token,
                                               int n_tokens, float *x) {
+    pdl_begin();
     const int units = cols / 32;
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (int64_t)n_tokens * units) return;
@@ -144,6 +179,7 @@ template <int T> __global__ void embed_kernel(const uint8_t *w, size_t row_bytes
 
 template <int T> __global__ void dequant_kernel(const uint8_t *w, size_t row_bytes, int64_t rows, int cols,
                                                 void *out, int half_out) {
+    pdl_begin();
     const int units = cols / 32;
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= rows * units) return;
@@ -168,7 +204,7 @@ extern "C" void ck_embed(const CkMat *emb, const int32_t *token, int T, float *x
     switch (emb->type) {
 #define CASE(Q)                                                                                                \
     case Q:                                                                                                    \
-        embed_kernel<Q><<<blocks_for(n, 128), 128, 0, s>>>(w, emb->row_bytes, (int)emb->cols, token, T, x); \
+        launch((embed_kernel<Q>), blocks_for(n, 128), 128, s, w, emb->row_bytes, (int)emb->cols, token, T, x); \
         break;
         ORCD_FOR_EACH_DEVICE_TYPE(CASE)
 #undef CASE
@@ -181,7 +217,7 @@ extern "C" void ck_dequant(const CkMat *m, void *out, int half_out, cudaStream_t
     switch (m->type) {
 #define CASE(Q)                                                                                                   \
     case Q:                                                                                                       \
-        dequant_kernel<Q><<<blocks_for(n, 128), 128, 0, s>>>(w, m->row_bytes, m->rows, (int)m->cols, out, half_out); \
+        launch((dequant_kernel<Q>), blocks_for(n, 128), 128, s, w, m->row_bytes, m->rows, (int)m->cols, out, half_out); \
         break;
         ORCD_FOR_EACH_DEVICE_TYPE(CASE)
 #undef CASE
@@ -295,6 +331,7 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
     ChunkRegs<CB> regs;
     if constexpr (staged) chunk_fetch(regs, chunk_src<T>(wr, 0), chunk_bytes<T>(units, 0), lane);
+    pdl_begin(); /* the first chunk of weights is on its way */
     for (int u0 = 0; u0 < units; u0 += WARP) {
         const int u = u0 + lane;
         float v[32];
@@ -350,6 +387,7 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
         chunk_fetch(regs[0], chunk_src<T>(rows_m[0], 0), chunk_bytes<T>(units, 0), lane);
         chunk_fetch(regs[1], chunk_src<T>(rows_m[1], 0), chunk_bytes<T>(units, 0), lane);
     }
+    pdl_begin();
     for (int u0 = 0; u0 < units; u0 += WARP) {
         const int u = u0 + lane;
         if constexpr (staged) {
@@ -415,12 +453,12 @@ static void gemv_swiglu_launch(const CkMat *g, const CkMat *u, const float *x, c
     float *ys = y + (size_t)t0 * rows;
     if constexpr (quantized_type<T>()) {
         if (xq && xq->qs) {
-            gemv_swiglu_kernel<T, NT, true><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs,
+            launch((gemv_swiglu_kernel<T, NT, true>), grid, GEMV_WARPS * WARP, s, wg, wu, g->row_bytes, rows, cols, xs,
                                                                                q8_rows(*xq, t0, cols), ys);
             return;
         }
     }
-    gemv_swiglu_kernel<T, NT, false><<<grid, GEMV_WARPS * WARP, 0, s>>>(wg, wu, g->row_bytes, rows, cols, xs,
+    launch((gemv_swiglu_kernel<T, NT, false>), grid, GEMV_WARPS * WARP, s, wg, wu, g->row_bytes, rows, cols, xs,
                                                                             CkQ8{}, ys);
 }
 
@@ -459,12 +497,12 @@ static void gemv_launch(GemvOuts o, size_t row_bytes, int cols, const float *x, 
     const float *xs = x + (size_t)t0 * cols;
     if constexpr (quantized_type<T>()) {
         if (xq && xq->qs) {
-            gemv_kernel<T, NT, true><<<grid, GEMV_WARPS * WARP, 0, s>>>(o, row_bytes, cols, xs, q8_rows(*xq, t0, cols),
+            launch((gemv_kernel<T, NT, true>), grid, GEMV_WARPS * WARP, s, o, row_bytes, cols, xs, q8_rows(*xq, t0, cols),
                                                                         accumulate);
             return;
         }
     }
-    gemv_kernel<T, NT, false><<<grid, GEMV_WARPS * WARP, 0, s>>>(o, row_bytes, cols, xs, CkQ8{}, accumulate);
+    launch((gemv_kernel<T, NT, false>), grid, GEMV_WARPS * WARP, s, o, row_bytes, cols, xs, CkQ8{}, accumulate);
 }
 
 template <int T>
@@ -541,6 +579,7 @@ static_assert(CK_GEMV_MAX_OUT == 3, "the selects below name three outputs");
 template <int Q>
 __global__ void __launch_bounds__(TC_THREADS) gemm_tc_kernel(GemmOuts o, size_t row_bytes, int cols, const float *x,
                                                              int T, float *part, int accumulate, int split_cols) {
+    pdl_begin();
     using namespace nvcuda;
     __shared__ __align__(32) unsigned char smem[2 * TC_BM * TC_LD * 2];
     __half *as = (__half *)smem, *bs = as + TC_BM * TC_LD;
@@ -622,6 +661,7 @@ __global__ void __launch_bounds__(TC_THREADS) gemm_tc_kernel(GemmOuts o, size_t 
 /* y_i = (y_i when accumulate) + bias_i + the splits' partial sums, in split order; element e of the launch
  * is output i's element e - T * (rows of the outputs before i) */
 __global__ void gemm_reduce_kernel(GemmOuts o, const float *part, int splits, int T, int accumulate) {
+    pdl_begin();
     int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     int oi = 0;
     for (; oi < o.n - 1 && e >= (int64_t)T * GEMM_SEL(o, rows, oi); oi++) e -= (int64_t)T * GEMM_SEL(o, rows, oi);
@@ -669,7 +709,7 @@ extern "C" int ck_gemm_multi(const CkGemvOut *outs, int n_outs, const float *x, 
     switch (m->type) {
 #define CASE(Q)                                                                                               \
     case Q:                                                                                                   \
-        gemm_tc_kernel<Q><<<grid, TC_THREADS, 0, s>>>(o, m->row_bytes, cols, x, T, part, accumulate,           \
+        launch((gemm_tc_kernel<Q>), grid, TC_THREADS, s, o, m->row_bytes, cols, x, T, part, accumulate,           \
                                                       splits > 1 ? split_cols : cols);                        \
         break;
         ORCD_FOR_EACH_DEVICE_TYPE(CASE)
@@ -677,7 +717,7 @@ extern "C" int ck_gemm_multi(const CkGemvOut *outs, int n_outs, const float *x, 
     default:
         return -1;
     }
-    if (splits > 1) gemm_reduce_kernel<<<blocks_for((int64_t)T * all_rows, 256), 256, 0, s>>>(o, part, splits, T, accumulate);
+    if (splits > 1) launch(gemm_reduce_kernel, blocks_for((int64_t)T * all_rows, 256), 256, s, o, part, splits, T, accumulate);
     return 0;
 }
 
@@ -690,45 +730,65 @@ extern "C" int ck_gemm(const CkMat *m, const float *x, int T, float *y, const fl
 /* ---- element-wise and row ops ---- */
 
 __global__ void to_half_kernel(const float *x, __half *y, size_t n) {
+    pdl_begin();
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = __float2half_rn(x[i]);
 }
 
 extern "C" void ck_to_half(const float *x, void *y, size_t n, cudaStream_t s) {
-    to_half_kernel<<<blocks_for((int64_t)n, 256), 256, 0, s>>>(x, (__half *)y, n);
+    launch(to_half_kernel, blocks_for((int64_t)n, 256), 256, s, x, (__half *)y, n);
 }
 
 __global__ void add_bias_kernel(float *y, const float *bias, int T, int n) {
+    pdl_begin();
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < (int64_t)T * n) y[i] += bias[i % n];
 }
 
 extern "C" void ck_add_bias(float *y, const float *bias, int T, int n, cudaStream_t s) {
-    add_bias_kernel<<<blocks_for((int64_t)T * n, 256), 256, 0, s>>>(y, bias, T, n);
+    launch(add_bias_kernel, blocks_for((int64_t)T * n, 256), 256, s, y, bias, T, n);
 }
 
 __global__ void swiglu_kernel(float *g, const float *u, size_t n) {
+    pdl_begin();
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 extern "C" void ck_swiglu(float *gate, const float *up, size_t n, cudaStream_t s) {
-    swiglu_kernel<<<blocks_for((int64_t)n, 256), 256, 0, s>>>(gate, up, n);
+    launch(swiglu_kernel, blocks_for((int64_t)n, 256), 256, s, gate, up, n);
+}
+
+#define RMS_V 8 /* values per thread per round of an RMSNorm row: their loads in flight together */
+
+__device__ __forceinline__ void rms_load(float v[RMS_V], const float *xr, int i0, int dim) {
+#pragma unroll
+    for (int k = 0; k < RMS_V; k++) v[k] = i0 + k * (int)blockDim.x < dim ? xr[i0 + k * blockDim.x] : 0.0f;
 }
 
 __global__ void rmsnorm_kernel(const float *x, const int32_t *src, const float *w, float *y, int dim, float eps,
                                int gemv_layout, CkQ8 q) {
-    const int row = blockIdx.x;
+    pdl_begin();
+    const int row = blockIdx.x, step = RMS_V * blockDim.x, lane = threadIdx.x % WARP;
     const float *xr = x + (size_t)(src ? src[row] : row) * dim;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
+    float ss = 0.0f, v[RMS_V];
+    for (int i0 = threadIdx.x; i0 < dim; i0 += step) {
+        rms_load(v, xr, i0, dim);
+#pragma unroll
+        for (int k = 0; k < RMS_V; k++) ss += v[k] * v[k];
+    }
     ss = block_sum(ss);
     const float scale = rsqrtf(ss / (float)dim + eps);
     float *yr = y + (size_t)row * dim;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        const float v = xr[i] * scale * w[i];
-        yr[gemv_layout ? xi_at(i, dim) : i] = v;
-        if (q.qs) q8_store_unit(v, threadIdx.x % WARP, q, row, dim, i / 32); /* dim % 32 == 0: whole warps */
+    for (int i0 = threadIdx.x; i0 - lane < dim; i0 += step) { /* whole warps: q8_store_unit */
+        rms_load(v, xr, i0, dim);
+#pragma unroll
+        for (int k = 0; k < RMS_V; k++) {
+            const int i = i0 + k * blockDim.x;
+            if (i - lane >= dim) break; /* the warp's values are all past the row */
+            if (i < dim) yr[gemv_layout ? xi_at(i, dim) : i] = v[k] * scale * w[i];
+            if (q.qs) q8_store_unit(v[k] * scale * w[i], lane, q, row, dim, i / 32); /* dim % 32 == 0 */
+        }
     }
 }
 
@@ -737,10 +797,11 @@ extern "C" void ck_rmsnorm(const float *x, const int32_t *src, const float *w, f
     const CkQ8 none = {NULL, NULL, NULL};
     /* one block per row, a thread per value up to 1024: the row's latency, not its bandwidth, is the cost */
     const int threads = dim >= 1024 ? 1024 : (dim + WARP - 1) / WARP * WARP;
-    rmsnorm_kernel<<<T, threads, 0, s>>>(x, src, w, y, dim, eps, gemv_layout, q && dim % 32 == 0 ? *q : none);
+    launch(rmsnorm_kernel, T, threads, s, x, src, w, y, dim, eps, gemv_layout, q && dim % 32 == 0 ? *q : none);
 }
 
 __global__ void to_gemv_layout_kernel(const float *x, float *y, int n) {
+    pdl_begin();
     const float *xr = x + (size_t)blockIdx.y * n;
     float *yr = y + (size_t)blockIdx.y * n;
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -748,7 +809,7 @@ __global__ void to_gemv_layout_kernel(const float *x, float *y, int n) {
 }
 
 extern "C" void ck_to_gemv_layout(const float *x, float *y, int T, int n, cudaStream_t s) {
-    to_gemv_layout_kernel<<<dim3(blocks_for(n, 256), T), 256, 0, s>>>(x, y, n);
+    launch(to_gemv_layout_kernel, dim3(blocks_for(n, 256), T), 256, s, x, y, n);
 }
 
 /* ---- RoPE and the KV store ---- */
@@ -761,6 +822,7 @@ __device__ __forceinline__ size_t kv_offset(const CkKV kv, int layer, int seq, i
 
 __global__ void rope_kv_kernel(float *q, float *k, const float *v, const float *inv_freq, int n_heads,
                                int n_kv_heads, int head_dim, int rope_dim, int neox, CkKV kv, int layer) {
+    pdl_begin();
     const int t = blockIdx.x, pos = kv.pos[t], half = rope_dim / 2;
     const int q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim;
     float *qt = q + (size_t)t * q_dim, *kt = k + (size_t)t * kv_dim;
@@ -787,7 +849,7 @@ __global__ void rope_kv_kernel(float *q, float *k, const float *v, const float *
 extern "C" void ck_rope_kv(float *q, float *k, const float *v, const float *inv_freq, int T, int n_heads,
                            int n_kv_heads, int head_dim, int rope_dim, int style, const CkKV *kv, int layer,
                            cudaStream_t s) {
-    rope_kv_kernel<<<T, 512, 0, s>>>(q, k, v, inv_freq, n_heads, n_kv_heads, head_dim, rope_dim,
+    launch(rope_kv_kernel, T, 512, s, q, k, v, inv_freq, n_heads, n_kv_heads, head_dim, rope_dim,
                                      style == 1 /* ROPE_NEOX */, *kv, layer);
 }
 
@@ -804,6 +866,7 @@ template <int HD>
 __global__ void __launch_bounds__(ATTN_WARPS *WARP)
     attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int split_len, int n_heads,
                         int n_kv_heads, CkKV kv, int layer, int gemv_layout, CkQ8 oq, unsigned *done) {
+    pdl_begin();
     constexpr int E = HD / WARP; /* elements per lane */
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int n = kv.pos[t] + 1, start = split * split_len;
@@ -914,7 +977,7 @@ static void attention_hd(const float *q, float *out, float *part, int max_splits
                          int n_kv_heads, const CkKV *kv, int layer, int gemv_layout, const CkQ8 *oq,
                          unsigned *done, cudaStream_t s) {
     const CkQ8 q8 = oq ? *oq : CkQ8{NULL, NULL, NULL};
-    attn_partial_kernel<HD><<<dim3(max_splits, n_heads, T), ATTN_WARPS * WARP, 0, s>>>(
+    launch((attn_partial_kernel<HD>), dim3(max_splits, n_heads, T), ATTN_WARPS * WARP, s, 
         q, out, part, max_splits, split_len, n_heads, n_kv_heads, *kv, layer, gemv_layout, q8, done);
 }
 
@@ -948,6 +1011,7 @@ extern "C" void ck_attention(const float *q, float *out, float *part, int max_sp
 template <int HD>
 __global__ void __launch_bounds__(PA_WARPS *WARP)
     attn_tiled_kernel(const float *q, float *out, int T, int n_heads, int n_kv_heads, CkKV kv, int layer) {
+    pdl_begin();
     constexpr int E = HD / WARP, QW = PA_BQ / PA_WARPS, KLD = HD + 2; /* KLD: odd words per row */
     __shared__ float qs[PA_BQ][HD];
     __shared__ __align__(16) __half ks[PA_BK][KLD];
@@ -1038,10 +1102,10 @@ extern "C" int ck_attention_tiled(const float *q, float *out, int T, int n_heads
     const dim3 grid(blocks_for(T, PA_BQ), n_heads);
     switch (head_dim) {
     case 64:
-        attn_tiled_kernel<64><<<grid, PA_WARPS * WARP, 0, s>>>(q, out, T, n_heads, n_kv_heads, *kv, layer);
+        launch((attn_tiled_kernel<64>), grid, PA_WARPS * WARP, s, q, out, T, n_heads, n_kv_heads, *kv, layer);
         return 0;
     case 128:
-        attn_tiled_kernel<128><<<grid, PA_WARPS * WARP, 0, s>>>(q, out, T, n_heads, n_kv_heads, *kv, layer);
+        launch((attn_tiled_kernel<128>), grid, PA_WARPS * WARP, s, q, out, T, n_heads, n_kv_heads, *kv, layer);
         return 0;
     }
     return -1;
@@ -1059,6 +1123,7 @@ __device__ __forceinline__ void better(float &v, int &i, float ov, int oi) {
 
 __global__ void argmax_kernel(const float *logits, int vocab, float *part, unsigned *done, int32_t *ids,
                               float *logprobs) {
+    pdl_begin();
     __shared__ float s_v[32], s_z[32];
     __shared__ int s_i[32];
     __shared__ bool last;
@@ -1120,7 +1185,7 @@ extern "C" void ck_argmax(const float *logits, int n, int vocab, int32_t *ids, f
                           cudaStream_t s) {
     float *part = (float *)scratch;
     unsigned *done = (unsigned *)(part + (size_t)n * ARGMAX_BLOCKS * 3);
-    argmax_kernel<<<dim3(ARGMAX_BLOCKS, n), ARGMAX_THREADS, 0, s>>>(logits, vocab, part, done, ids, logprobs);
+    launch(argmax_kernel, dim3(ARGMAX_BLOCKS, n), ARGMAX_THREADS, s, logits, vocab, part, done, ids, logprobs);
 }
 
 /* ---- the k largest logits of each row (sampling candidates) ----
@@ -1144,6 +1209,7 @@ __device__ __forceinline__ unsigned topk_key(float f) {
  * positions themselves) into place (r * gridDim.x + c) * k of vals and ids. */
 __global__ void __launch_bounds__(TOPK_THREADS) topk_kernel(const float *in, const int32_t *in_ids, int len, int slice,
                                                             int k, float *vals, int32_t *ids) {
+    pdl_begin();
     __shared__ unsigned hist[256];
     __shared__ unsigned sel_prefix;
     __shared__ int sel_want, n_above, warp_n[TOPK_THREADS / WARP];
@@ -1252,12 +1318,12 @@ extern "C" int ck_topk(const float *logits, int n, int vocab, int k, float *vals
     /* slices while each (the last too) holds at least k values: vocab / slices >= k + slices suffices */
     const int slices = min(TOPK_SLICES, vocab / (k + TOPK_SLICES));
     if (slices < 2 || !scratch) {
-        topk_kernel<<<dim3(1, n), TOPK_THREADS, 0, s>>>(logits, NULL, vocab, vocab, k, vals, ids);
+        launch(topk_kernel, dim3(1, n), TOPK_THREADS, s, logits, (const int32_t *)NULL, vocab, vocab, k, vals, ids);
         return 0;
     }
     float *sv = (float *)scratch;
     int32_t *si = (int32_t *)(sv + (size_t)n * slices * k);
-    topk_kernel<<<dim3(slices, n), TOPK_THREADS, 0, s>>>(logits, NULL, vocab, (vocab + slices - 1) / slices, k, sv, si);
-    topk_kernel<<<dim3(1, n), TOPK_THREADS, 0, s>>>(sv, si, slices * k, slices * k, k, vals, ids);
+    launch(topk_kernel, dim3(slices, n), TOPK_THREADS, s, logits, (const int32_t *)NULL, vocab, (vocab + slices - 1) / slices, k, sv, si);
+    launch(topk_kernel, dim3(1, n), TOPK_THREADS, s, sv, si, slices * k, slices * k, k, vals, ids);
     return 0;
 }

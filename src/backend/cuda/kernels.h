@@ -45,6 +45,9 @@ typedef struct CkQ8 {
     int32_t *sum;
 } CkQ8;
 
+/* Launch the kernels with programmatic dependent launch (only on compute capability 9.0 or newer). */
+void ck_set_pdl(int on);
+
 /* Whether the kernels have a device layout for `type` (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
  * Q2_K..Q6_K). */
 int ck_type_supported(uint32_t type);
