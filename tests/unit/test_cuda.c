@@ -181,7 +181,9 @@ TEST(cuda_gemv_every_type) {
     NEED_DEVICE();
     const int shapes[][3] = {/* rows, cols (x 256 for K-quants / x 32 else), T */
                              {1, 1, 1}, {7, 2, 1}, {33, 3, 2}, {257, 1, 3}, {64, 4, 5}, {5, 2, 8}, {130, 1, 9},
-                             {17, 2, 16}, {3, 16, 17}};
+                             {17, 2, 16}, {3, 16, 17},
+                             /* rows of several 32-unit chunks, odd and even counts, a last one partial */
+                             {5, 40, 3}, {3, 81, 2}};
     double worst_rel = 0;
     const char *worst_at = "";
     char where[128];

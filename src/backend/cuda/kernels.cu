@@ -309,6 +309,30 @@ struct GemvOuts {
     int n;
 };
 
+/* One chunk of a staged row (units u0 .. u0 + 31): r (its bytes, fetched earlier) into the warp's stage,
+ * r refilled with the chunk two ahead, then each lane's unit against the NT activation rows. */
+template <int T, int NT, bool Q8, int CB>
+__device__ __forceinline__ void gemv_chunk(ChunkRegs<CB> &r, uint8_t *stage, const uint8_t *wr, int units, int u0,
+                                           int lane, const float *x, const CkQ8 &xq, int cols, float (&acc)[NT]) {
+    __syncwarp();
+    chunk_store(r, stage, chunk_bytes<T>(units, u0), lane);
+    __syncwarp();
+    if (u0 + 2 * WARP < units) chunk_fetch(r, chunk_src<T>(wr, u0 + 2 * WARP), chunk_bytes<T>(units, u0 + 2 * WARP), lane);
+    const int u = u0 + lane;
+    if (u >= units) return;
+    if constexpr (Q8) {
+        UnitI8 wi;
+        unit_int8<T>(stage, lane, wi);
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[t] += dot_q8<T>(wi, xq, t, cols, u);
+    } else {
+        float v[32];
+        unit_load<T>(stage, lane, v);
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[t] += dot32(v, x + (size_t)t * cols, cols, u);
+    }
+}
+
 template <int T, int NT, bool Q8>
 __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     gemv_kernel(GemvOuts o, size_t row_bytes, int cols, const float *x, CkQ8 xq, int accumulate) {
@@ -329,28 +353,22 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-    ChunkRegs<CB> regs;
-    if constexpr (staged) chunk_fetch(regs, chunk_src<T>(wr, 0), chunk_bytes<T>(units, 0), lane);
-    pdl_begin(); /* the first chunk of weights is on its way */
-    for (int u0 = 0; u0 < units; u0 += WARP) {
-        const int u = u0 + lane;
-        float v[32];
-        if constexpr (staged) {
-            /* this chunk into shared memory, the next one's loads in flight while this one is used */
-            __syncwarp();
-            chunk_store(regs, stage[warp], chunk_bytes<T>(units, u0), lane);
-            __syncwarp();
-            if (u0 + WARP < units) chunk_fetch(regs, chunk_src<T>(wr, u0 + WARP), chunk_bytes<T>(units, u0 + WARP), lane);
+    if constexpr (staged) {
+        /* two chunks' loads in flight: each register set is stored to shared memory, refilled with the chunk
+         * two ahead, then its chunk is used */
+        ChunkRegs<CB> ra, rb;
+        chunk_fetch(ra, chunk_src<T>(wr, 0), chunk_bytes<T>(units, 0), lane);
+        if (WARP < units) chunk_fetch(rb, chunk_src<T>(wr, WARP), chunk_bytes<T>(units, WARP), lane);
+        pdl_begin(); /* the first chunks of weights are on their way */
+        for (int u0 = 0; u0 < units; u0 += 2 * WARP) {
+            gemv_chunk<T, NT, Q8>(ra, stage[warp], wr, units, u0, lane, x, xq, cols, acc);
+            if (u0 + WARP < units) gemv_chunk<T, NT, Q8>(rb, stage[warp], wr, units, u0 + WARP, lane, x, xq, cols, acc);
         }
-        if (u >= units) continue;
-        if constexpr (Q8) {
-            UnitI8 wi;
-            unit_int8<T>(stage[warp], lane, wi);
-#pragma unroll
-            for (int t = 0; t < NT; t++) acc[t] += dot_q8<T>(wi, xq, t, cols, u);
-        } else {
-            if constexpr (staged) unit_load<T>(stage[warp], lane, v);
-            else unit_load<T>(wr, u, v);
+    } else {
+        pdl_begin();
+        for (int u = lane; u < units; u += WARP) {
+            float v[32];
+            unit_load<T>(wr, u, v);
 #pragma unroll
             for (int t = 0; t < NT; t++) acc[t] += dot32(v, x + (size_t)t * cols, cols, u);
         }
@@ -381,48 +399,34 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     float ag[NT], au[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) ag[t] = au[t] = 0.0f;
-    const uint8_t *rows_m[2] = {wg + (size_t)row * row_bytes, wu + (size_t)row * row_bytes};
-    ChunkRegs<CB> regs[2];
+    const uint8_t *rg = wg + (size_t)row * row_bytes, *ru = wu + (size_t)row * row_bytes;
     if constexpr (staged) {
-        chunk_fetch(regs[0], chunk_src<T>(rows_m[0], 0), chunk_bytes<T>(units, 0), lane);
-        chunk_fetch(regs[1], chunk_src<T>(rows_m[1], 0), chunk_bytes<T>(units, 0), lane);
-    }
-    pdl_begin();
-    for (int u0 = 0; u0 < units; u0 += WARP) {
-        const int u = u0 + lane;
-        if constexpr (staged) {
-            __syncwarp();
-            chunk_store(regs[0], stage[warp][0], chunk_bytes<T>(units, u0), lane);
-            chunk_store(regs[1], stage[warp][1], chunk_bytes<T>(units, u0), lane);
-            __syncwarp();
+        ChunkRegs<CB> ga, gb, ua, ub; /* two chunks of each row in flight, as gemv_kernel */
+        chunk_fetch(ga, chunk_src<T>(rg, 0), chunk_bytes<T>(units, 0), lane);
+        chunk_fetch(ua, chunk_src<T>(ru, 0), chunk_bytes<T>(units, 0), lane);
+        if (WARP < units) {
+            chunk_fetch(gb, chunk_src<T>(rg, WARP), chunk_bytes<T>(units, WARP), lane);
+            chunk_fetch(ub, chunk_src<T>(ru, WARP), chunk_bytes<T>(units, WARP), lane);
+        }
+        pdl_begin();
+        for (int u0 = 0; u0 < units; u0 += 2 * WARP) {
+            gemv_chunk<T, NT, Q8>(ga, stage[warp][0], rg, units, u0, lane, x, xq, cols, ag);
+            gemv_chunk<T, NT, Q8>(ua, stage[warp][1], ru, units, u0, lane, x, xq, cols, au);
             if (u0 + WARP < units) {
-                chunk_fetch(regs[0], chunk_src<T>(rows_m[0], u0 + WARP), chunk_bytes<T>(units, u0 + WARP), lane);
-                chunk_fetch(regs[1], chunk_src<T>(rows_m[1], u0 + WARP), chunk_bytes<T>(units, u0 + WARP), lane);
+                gemv_chunk<T, NT, Q8>(gb, stage[warp][0], rg, units, u0 + WARP, lane, x, xq, cols, ag);
+                gemv_chunk<T, NT, Q8>(ub, stage[warp][1], ru, units, u0 + WARP, lane, x, xq, cols, au);
             }
         }
-        if (u >= units) continue;
+    } else {
+        pdl_begin();
+        for (int u = lane; u < units; u += WARP) {
+            float v[32];
+            unit_load<T>(rg, u, v);
 #pragma unroll
-        for (int m = 0; m < 2; m++) {
-            if constexpr (Q8) {
-                UnitI8 wi;
-                unit_int8<T>(stage[warp][m], lane, wi);
+            for (int t = 0; t < NT; t++) ag[t] += dot32(v, x + (size_t)t * cols, cols, u);
+            unit_load<T>(ru, u, v);
 #pragma unroll
-                for (int t = 0; t < NT; t++) {
-                    const float d = dot_q8<T>(wi, xq, t, cols, u);
-                    if (m) au[t] += d;
-                    else ag[t] += d;
-                }
-            } else {
-                float v[32];
-                if constexpr (staged) unit_load<T>(stage[warp][m], lane, v);
-                else unit_load<T>(rows_m[m], u, v);
-#pragma unroll
-                for (int t = 0; t < NT; t++) {
-                    const float d = dot32(v, x + (size_t)t * cols, cols, u);
-                    if (m) au[t] += d;
-                    else ag[t] += d;
-                }
-            }
+            for (int t = 0; t < NT; t++) au[t] += dot32(v, x + (size_t)t * cols, cols, u);
         }
     }
 #pragma unroll
