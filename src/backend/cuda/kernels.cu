@@ -864,7 +864,6 @@ extern "C" void ck_rope_kv(float *q, float *k, const float *v, const float *inv_
 __device__ __forceinline__ int out_at(int i, int n, int gemv_layout) {
     return gemv_layout ? xi_at(i, n) : i;
 }
-#define ATTN_UNROLL 4 /* positions per warp per step: their page lookups and loads are in flight together */
 
 template <int HD>
 __global__ void __launch_bounds__(ATTN_WARPS *WARP)
@@ -872,6 +871,9 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP)
                         int n_kv_heads, CkKV kv, int layer, int gemv_layout, CkQ8 oq, unsigned *done) {
     pdl_begin();
     constexpr int E = HD / WARP; /* elements per lane */
+    /* positions per warp per step, their page lookups and loads in flight together: a 32-position split in
+     * one step up to head_dim 128 */
+    constexpr int ATTN_UNROLL = HD <= 128 ? 8 : 4;
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int n = kv.pos[t] + 1, start = split * split_len;
     if (start >= n) return;
