@@ -865,15 +865,15 @@ __device__ __forceinline__ int out_at(int i, int n, int gemv_layout) {
     return gemv_layout ? xi_at(i, n) : i;
 }
 
-template <int HD>
+/* U: positions per warp per step, their page lookups and loads in flight together (8: a 32-position split in
+ * one step, for steps of few entries; 4 keeps registers low where many blocks hide the latency instead) */
+template <int HD, int U>
 __global__ void __launch_bounds__(ATTN_WARPS *WARP)
     attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int split_len, int n_heads,
                         int n_kv_heads, CkKV kv, int layer, int gemv_layout, CkQ8 oq, unsigned *done) {
     pdl_begin();
     constexpr int E = HD / WARP; /* elements per lane */
-    /* positions per warp per step, their page lookups and loads in flight together: a 32-position split in
-     * one step up to head_dim 128 */
-    constexpr int ATTN_UNROLL = HD <= 128 ? 8 : 4;
+    constexpr int ATTN_UNROLL = U;
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int n = kv.pos[t] + 1, start = split * split_len;
     if (start >= n) return;
@@ -983,8 +983,12 @@ static void attention_hd(const float *q, float *out, float *part, int max_splits
                          int n_kv_heads, const CkKV *kv, int layer, int gemv_layout, const CkQ8 *oq,
                          unsigned *done, cudaStream_t s) {
     const CkQ8 q8 = oq ? *oq : CkQ8{NULL, NULL, NULL};
-    launch((attn_partial_kernel<HD>), dim3(max_splits, n_heads, T), ATTN_WARPS * WARP, s, 
-        q, out, part, max_splits, split_len, n_heads, n_kv_heads, *kv, layer, gemv_layout, q8, done);
+    if (HD <= 128 && T <= 8)
+        launch((attn_partial_kernel<HD, 8>), dim3(max_splits, n_heads, T), ATTN_WARPS * WARP, s, q, out, part,
+               max_splits, split_len, n_heads, n_kv_heads, *kv, layer, gemv_layout, q8, done);
+    else
+        launch((attn_partial_kernel<HD, 4>), dim3(max_splits, n_heads, T), ATTN_WARPS * WARP, s, q, out, part,
+               max_splits, split_len, n_heads, n_kv_heads, *kv, layer, gemv_layout, q8, done);
 }
 
 extern "C" void ck_attention(const float *q, float *out, float *part, int max_splits, int split_len, int T,
