@@ -797,6 +797,12 @@ TEST(cuda_attention) {
     if (test_failed()) return;
     const int ctx_d[] = {5};
     check_attention(64, 9, 3, ROPE_NORM, ctx_d, 1, NULL, 0);
+    if (test_failed()) return;
+    /* the cases above have at most 8 entries (a warp takes 8 positions a step); more take 4 a step */
+    const int ctx_e[] = {1, 31, 32, 33, 64, 100, 257, 500, 777, 1024, 2000, 3000};
+    check_attention(64, 14, 2, ROPE_NEOX, ctx_e, 12, NULL, 0);
+    if (test_failed()) return;
+    check_attention(128, 28, 4, ROPE_NORM, ctx_e, 12, NULL, 0);
 }
 
 /* The prefill attention (tiles of entries sharing tiles of keys) against the same double reference: a

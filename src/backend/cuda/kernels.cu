@@ -790,8 +790,9 @@ __global__ void rmsnorm_kernel(const float *x, const int32_t *src, const float *
         for (int k = 0; k < RMS_V; k++) {
             const int i = i0 + k * blockDim.x;
             if (i - lane >= dim) break; /* the warp's values are all past the row */
-            if (i < dim) yr[gemv_layout ? xi_at(i, dim) : i] = v[k] * scale * w[i];
-            if (q.qs) q8_store_unit(v[k] * scale * w[i], lane, q, row, dim, i / 32); /* dim % 32 == 0 */
+            const float out = i < dim ? v[k] * scale * w[i] : 0.0f;
+            if (i < dim) yr[gemv_layout ? xi_at(i, dim) : i] = out;
+            if (q.qs) q8_store_unit(out, lane, q, row, dim, i / 32); /* dim % 32 == 0: i < dim */
         }
     }
 }
@@ -865,15 +866,14 @@ __device__ __forceinline__ int out_at(int i, int n, int gemv_layout) {
     return gemv_layout ? xi_at(i, n) : i;
 }
 
-/* U: positions per warp per step, their page lookups and loads in flight together (8: a 32-position split in
- * one step, for steps of few entries; 4 keeps registers low where many blocks hide the latency instead) */
-template <int HD, int U>
+/* ATTN_UNROLL: positions per warp per step, their page lookups and loads in flight together (8: a 32-position
+ * split in one step, for steps of few entries; 4 keeps registers low where many blocks hide the latency) */
+template <int HD, int ATTN_UNROLL>
 __global__ void __launch_bounds__(ATTN_WARPS *WARP)
     attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int split_len, int n_heads,
                         int n_kv_heads, CkKV kv, int layer, int gemv_layout, CkQ8 oq, unsigned *done) {
     pdl_begin();
     constexpr int E = HD / WARP; /* elements per lane */
-    constexpr int ATTN_UNROLL = U;
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int n = kv.pos[t] + 1, start = split * split_len;
     if (start >= n) return;

@@ -45,7 +45,8 @@ typedef struct CkQ8 {
     int32_t *sum;
 } CkQ8;
 
-/* Launch the kernels with programmatic dependent launch (only on compute capability 9.0 or newer). */
+/* Launch the kernels that follow with programmatic dependent launch (only on compute capability 9.0 or newer):
+ * process-wide, set by the backend before each step it enqueues (the engine's one thread). */
 void ck_set_pdl(int on);
 
 /* Whether the kernels have a device layout for `type` (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
