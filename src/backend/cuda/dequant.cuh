@@ -74,21 +74,34 @@ __host__ __device__ constexpr int quant_block_bytes_dev(int t) {
 /* Values 32u .. 32u+31 of a row of type T into v. */
 template <int T> __device__ __forceinline__ void unit_load(const uint8_t *row, int u, float v[32]);
 
-template <> __device__ __forceinline__ void unit_load<QT_F32>(const uint8_t *row, int u, float v[32]) {
-    const float4 *p = (const float4 *)(row + (size_t)u * 128);
+/* The float layouts' units as raw 16-byte words (F32: 8, F16/BF16: 4), so that a kernel can have several
+ * units' loads in flight before it converts any (unit_raw, then unit_decode; unit_load is the two). */
+template <int T> struct UnitRaw {
+    static constexpr int n = T == QT_F32 ? 8 : 4;
+    uint4 w[n];
+};
+
+template <int T> __device__ __forceinline__ void unit_raw(const uint8_t *row, int u, UnitRaw<T> &r) {
+    const uint4 *p = (const uint4 *)(row + (size_t)u * (16 * UnitRaw<T>::n));
+#pragma unroll
+    for (int i = 0; i < UnitRaw<T>::n; i++) r.w[i] = p[i];
+}
+
+template <int T> __device__ __forceinline__ void unit_decode(const UnitRaw<T> &r, float v[32]);
+
+template <> __device__ __forceinline__ void unit_decode<QT_F32>(const UnitRaw<QT_F32> &r, float v[32]) {
 #pragma unroll
     for (int i = 0; i < 8; i++) {
-        const float4 a = p[i];
-        v[4 * i] = a.x, v[4 * i + 1] = a.y, v[4 * i + 2] = a.z, v[4 * i + 3] = a.w;
+        const uint4 a = r.w[i];
+        v[4 * i] = __uint_as_float(a.x), v[4 * i + 1] = __uint_as_float(a.y);
+        v[4 * i + 2] = __uint_as_float(a.z), v[4 * i + 3] = __uint_as_float(a.w);
     }
 }
 
-template <> __device__ __forceinline__ void unit_load<QT_F16>(const uint8_t *row, int u, float v[32]) {
-    const uint4 *p = (const uint4 *)(row + (size_t)u * 64);
+template <> __device__ __forceinline__ void unit_decode<QT_F16>(const UnitRaw<QT_F16> &r, float v[32]) {
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const uint4 a = p[i];
-        const uint32_t w[4] = {a.x, a.y, a.z, a.w};
+        const uint32_t w[4] = {r.w[i].x, r.w[i].y, r.w[i].z, r.w[i].w};
 #pragma unroll
         for (int k = 0; k < 4; k++) {
             const float2 f = __half22float2(*(const __half2 *)&w[k]);
@@ -97,12 +110,10 @@ template <> __device__ __forceinline__ void unit_load<QT_F16>(const uint8_t *row
     }
 }
 
-template <> __device__ __forceinline__ void unit_load<QT_BF16>(const uint8_t *row, int u, float v[32]) {
-    const uint4 *p = (const uint4 *)(row + (size_t)u * 64);
+template <> __device__ __forceinline__ void unit_decode<QT_BF16>(const UnitRaw<QT_BF16> &r, float v[32]) {
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const uint4 a = p[i];
-        const uint32_t w[4] = {a.x, a.y, a.z, a.w};
+        const uint32_t w[4] = {r.w[i].x, r.w[i].y, r.w[i].z, r.w[i].w};
 #pragma unroll
         for (int k = 0; k < 4; k++) {
             v[8 * i + 2 * k] = __uint_as_float(w[k] << 16);
@@ -110,6 +121,17 @@ template <> __device__ __forceinline__ void unit_load<QT_BF16>(const uint8_t *ro
         }
     }
 }
+
+#define FLOAT_UNIT_LOAD(T)                                                                                    \
+    template <> __device__ __forceinline__ void unit_load<T>(const uint8_t *row, int u, float v[32]) {        \
+        UnitRaw<T> r;                                                                                         \
+        unit_raw<T>(row, u, r);                                                                               \
+        unit_decode<T>(r, v);                                                                                 \
+    }
+FLOAT_UNIT_LOAD(QT_F32)
+FLOAT_UNIT_LOAD(QT_F16)
+FLOAT_UNIT_LOAD(QT_BF16)
+#undef FLOAT_UNIT_LOAD
 
 template <> __device__ __forceinline__ void unit_load<QT_Q4_0>(const uint8_t *row, int u, float v[32]) {
     const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_0);

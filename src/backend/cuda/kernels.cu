@@ -333,15 +333,59 @@ __device__ __forceinline__ void gemv_chunk(ChunkRegs<CB> &r, uint8_t *stage, con
     }
 }
 
-template <int T, int NT, bool Q8>
+/* Float rows (F32/F16/BF16, units 16-byte aligned) straight from global memory, R rows against the same
+ * activations: each lane takes units lane, lane + 32, ... of every row, FU of them per round with all their
+ * loads issued before the first is used (one unit at a time left a warp 2 KB in flight: the 7B down
+ * projection ran at 60% of the bandwidth). Each acc[r] sums its units in order, as one at a time would. */
+template <int T, int NT, int R> struct FloatUnits {
+    static constexpr int all = T == QT_F32 ? 2 : NT >= 4 ? 2 : 4; /* units in flight per lane, all rows */
+    static constexpr int n = all / R > 0 ? all / R : 1;          /* per row */
+};
+
+template <int T, int NT, int R>
+__device__ __forceinline__ void gemv_float_rows(const uint8_t *const (&wr)[R], int units, int first, int step,
+                                                const float *x, int cols, float (&acc)[R][NT]) {
+    constexpr int FU = FloatUnits<T, NT, R>::n;
+    for (int u0 = first; u0 < units; u0 += FU * step) {
+        UnitRaw<T> raw[R][FU];
+#pragma unroll
+        for (int k = 0; k < FU; k++)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                if (u0 + k * step < units) unit_raw<T>(wr[r], u0 + k * step, raw[r][k]);
+#pragma unroll
+        for (int k = 0; k < FU; k++) {
+            if (u0 + k * step >= units) break;
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                float v[32];
+                unit_decode<T>(raw[r][k], v);
+#pragma unroll
+                for (int t = 0; t < NT; t++) acc[r][t] += dot32(v, x + (size_t)t * cols, cols, u0 + k * step);
+            }
+        }
+    }
+}
+
+/* KS warps per row (float weights only; 1 for the staged layouts): warp w of a row takes units
+ * 32 (w + KS k) + lane, and the row's first warp adds the KS partial sums in order. Long rows against few of
+ * them (the 7B down projection: 3,584 rows of 18,944) otherwise leave too few warps to fill the device. */
+template <int T, int NT, bool Q8, int KS>
 __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     gemv_kernel(GemvOuts o, size_t row_bytes, int cols, const float *x, CkQ8 xq, int accumulate) {
     constexpr bool staged = T != QT_F32 && T != QT_F16 && T != QT_BF16;
+    static_assert(!staged || KS == 1, "the staged layouts take a row per warp");
+    static_assert(GEMV_WARPS % KS == 0, "a block holds whole rows");
     constexpr int CB = staged ? Chunk<T>::bytes : 16;
     __shared__ __align__(16) uint8_t stage[GEMV_WARPS][(CB + 15) / 16 * 16 + 16];
-    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
-    const int g = blockIdx.x * GEMV_WARPS + warp;
-    if (g >= o.end[CK_GEMV_MAX_OUT - 1]) return; /* unused entries repeat the last end */
+    __shared__ float part[KS > 1 ? GEMV_WARPS : 1][NT];
+    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, sub = warp % KS;
+    const int g0 = blockIdx.x * (GEMV_WARPS / KS) + warp / KS;
+    /* unused entries repeat the last end; with KS > 1 a warp past the end stays for the block's barrier (on
+     * the last row, with nothing to read) */
+    const bool live = g0 < o.end[CK_GEMV_MAX_OUT - 1];
+    if (KS == 1 && !live) return;
+    const int g = live ? g0 : o.end[CK_GEMV_MAX_OUT - 1] - 1;
     /* which weight (selects, not an index: a dynamic index would copy the parameters to local memory) */
     const int i = g < o.end[0] ? 0 : g < o.end[1] ? 1 : 2;
     const int start = i == 0 ? 0 : i == 1 ? o.end[0] : o.end[1];
@@ -350,9 +394,9 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     float *y = i == 0 ? o.y[0] : i == 1 ? o.y[1] : o.y[2];
     const uint8_t *wr = (i == 0 ? o.w[0] : i == 1 ? o.w[1] : o.w[2]) + (size_t)row * row_bytes;
     const int units = cols / 32;
-    float acc[NT];
+    float acc[1][NT];
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    for (int t = 0; t < NT; t++) acc[0][t] = 0.0f;
     if constexpr (staged) {
         /* two chunks' loads in flight: each register set is stored to shared memory, refilled with the chunk
          * two ahead, then its chunk is used */
@@ -361,27 +405,37 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
         if (WARP < units) chunk_fetch(rb, chunk_src<T>(wr, WARP), chunk_bytes<T>(units, WARP), lane);
         pdl_begin(); /* the first chunks of weights are on their way */
         for (int u0 = 0; u0 < units; u0 += 2 * WARP) {
-            gemv_chunk<T, NT, Q8>(ra, stage[warp], wr, units, u0, lane, x, xq, cols, acc);
-            if (u0 + WARP < units) gemv_chunk<T, NT, Q8>(rb, stage[warp], wr, units, u0 + WARP, lane, x, xq, cols, acc);
+            gemv_chunk<T, NT, Q8>(ra, stage[warp], wr, units, u0, lane, x, xq, cols, acc[0]);
+            if (u0 + WARP < units) gemv_chunk<T, NT, Q8>(rb, stage[warp], wr, units, u0 + WARP, lane, x, xq, cols, acc[0]);
         }
     } else {
         pdl_begin();
-        for (int u = lane; u < units; u += WARP) {
-            float v[32];
-            unit_load<T>(wr, u, v);
+        const uint8_t *const rows1[1] = {wr};
+        gemv_float_rows<T, NT, 1>(rows1, live ? units : 0, sub * WARP + lane, KS * WARP, x, cols, acc);
+    }
+    float sum[NT];
 #pragma unroll
-            for (int t = 0; t < NT; t++) acc[t] += dot32(v, x + (size_t)t * cols, cols, u);
+    for (int t = 0; t < NT; t++) sum[t] = warp_sum(acc[0][t]);
+    if constexpr (KS > 1) { /* the row's first warp adds the others' sums in order */
+        if (lane == 0)
+#pragma unroll
+            for (int t = 0; t < NT; t++) part[warp][t] = sum[t];
+        __syncthreads(); /* every warp of the block gets here: see `live` */
+        if (sub != 0 || !live) return;
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            sum[t] = part[warp][t];
+#pragma unroll
+            for (int k = 1; k < KS; k++) sum[t] += part[warp + k][t];
         }
     }
+    if (lane == 0)
 #pragma unroll
-    for (int t = 0; t < NT; t++) {
-        const float sum = warp_sum(acc[t]);
-        if (lane == 0) {
-            float r = sum + (bias ? bias[row] : 0.0f);
+        for (int t = 0; t < NT; t++) {
+            const float r = sum[t] + (bias ? bias[row] : 0.0f);
             float *out = y + (size_t)t * rows + row;
             *out = accumulate ? *out + r : r;
         }
-    }
 }
 
 /* gate and up rows r together, out = silu(gate . x) * (up . x): the SwiGLU input of the FFN in one pass. */
@@ -396,9 +450,10 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     const int row = blockIdx.x * GEMV_WARPS + warp;
     if (row >= rows) return;
     const int units = cols / 32;
-    float ag[NT], au[NT];
+    float acc[2][NT]; /* gate, up */
 #pragma unroll
-    for (int t = 0; t < NT; t++) ag[t] = au[t] = 0.0f;
+    for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = 0.0f;
+    float(&ag)[NT] = acc[0], (&au)[NT] = acc[1];
     const uint8_t *rg = wg + (size_t)row * row_bytes, *ru = wu + (size_t)row * row_bytes;
     if constexpr (staged) {
         ChunkRegs<CB> ga, gb, ua, ub; /* two chunks of each row in flight, as gemv_kernel */
@@ -419,15 +474,8 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
         }
     } else {
         pdl_begin();
-        for (int u = lane; u < units; u += WARP) {
-            float v[32];
-            unit_load<T>(rg, u, v);
-#pragma unroll
-            for (int t = 0; t < NT; t++) ag[t] += dot32(v, x + (size_t)t * cols, cols, u);
-            unit_load<T>(ru, u, v);
-#pragma unroll
-            for (int t = 0; t < NT; t++) au[t] += dot32(v, x + (size_t)t * cols, cols, u);
-        }
+        const uint8_t *const rows2[2] = {rg, ru};
+        gemv_float_rows<T, NT, 2>(rows2, units, lane, WARP, x, cols, acc);
     }
 #pragma unroll
     for (int t = 0; t < NT; t++) {
@@ -493,20 +541,34 @@ extern "C" int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x
     return -1;
 }
 
+/* Warps per row of a float-weight GEMV (gemv_kernel's KS). H100, 7B F16: the down projection (592 units a
+ * row) 61 -> 57 us with 4; rows of 112 units (Q/K/V, O) were slower with 2 or 4, and 0.5B's rows lost 8-25%. */
+static int gemv_float_split(int units) {
+    return units >= 256 ? 4 : 1;
+}
+
 template <int T, int NT>
 static void gemv_launch(GemvOuts o, size_t row_bytes, int cols, const float *x, const CkQ8 *xq, int t0,
                         int accumulate, cudaStream_t s) {
-    const unsigned grid = blocks_for(o.end[o.n - 1], GEMV_WARPS);
+    const int rows = o.end[o.n - 1];
     for (int i = 0; i < o.n; i++) o.y[i] += (size_t)t0 * (o.end[i] - (i ? o.end[i - 1] : 0));
     const float *xs = x + (size_t)t0 * cols;
     if constexpr (quantized_type<T>()) {
         if (xq && xq->qs) {
-            launch((gemv_kernel<T, NT, true>), grid, GEMV_WARPS * WARP, s, o, row_bytes, cols, xs, q8_rows(*xq, t0, cols),
-                                                                        accumulate);
+            launch((gemv_kernel<T, NT, true, 1>), blocks_for(rows, GEMV_WARPS), GEMV_WARPS * WARP, s, o, row_bytes, cols,
+                                                                               xs, q8_rows(*xq, t0, cols), accumulate);
             return;
         }
     }
-    launch((gemv_kernel<T, NT, false>), grid, GEMV_WARPS * WARP, s, o, row_bytes, cols, xs, CkQ8{}, accumulate);
+    if constexpr (!quantized_type<T>()) {
+        if (gemv_float_split(cols / 32) == 4) {
+            launch((gemv_kernel<T, NT, false, 4>), blocks_for(rows, GEMV_WARPS / 4), GEMV_WARPS * WARP, s, o, row_bytes,
+                                                                                  cols, xs, CkQ8{}, accumulate);
+            return;
+        }
+    }
+    launch((gemv_kernel<T, NT, false, 1>), blocks_for(rows, GEMV_WARPS), GEMV_WARPS * WARP, s, o, row_bytes, cols, xs,
+                                                                           CkQ8{}, accumulate);
 }
 
 template <int T>
@@ -1007,115 +1069,192 @@ extern "C" void ck_attention(const float *q, float *out, float *part, int max_sp
     }
 }
 
-/* ---- attention for prefill: a tile of entries shares each tile of keys ----
- * One block per (PA_BQ consecutive entries, head); its warps take PA_BQ / PA_WARPS entries each. The keys
- * and values of one sequence come through shared memory PA_BK positions at a time (fp16, as stored); a lane
- * scores one key against an entry's query, then the warp folds the tile into the entry's running softmax
- * (online, as the split kernel) with a lane per output value. Entries of other sequences in the same tile
- * take further rounds (a prompt's entries are consecutive, so a tile rarely has two). */
+/* ---- attention for prefill: a tile of entries shares each tile of keys, on the tensor cores ----
+ * One block per (TA_WARPS x 16 consecutive entries, head); warp w takes entries 16w .. 16w+15 (flash-attention
+ * style: its rows' scores, running maxima and outputs stay in registers). The keys and values of one sequence
+ * come through shared memory TA_BK positions at a time (fp16, as stored); the scores Q K^T and the products
+ * P V are mma.sync m16n8k16 (fp16 inputs: the query scaled and rounded to fp16, the probabilities rounded to
+ * fp16 after the exponent; fp32 sums), the softmax online in fp32 in base 2. A row's key past its entry's
+ * position (causal) or of another sequence scores -inf; entries of other sequences in a block take further
+ * rounds (a prompt's entries are consecutive, so a block rarely has two). Blocks of the latest entries (the
+ * most keys) are scheduled first. */
 
-#define PA_BQ 16
-#define PA_BK 32
-#define PA_WARPS 4
+#define TA_WARPS 4
+#define TA_BQ (16 * TA_WARPS)
+#define TA_BK 64
+
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* Four 8x8 fp16 matrices from shared memory, transposed: lane l names row l % 8 of matrix l / 8. */
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __half *row) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+__device__ __forceinline__ uint32_t half2_bits(float lo, float hi) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    return *(const uint32_t *)&h;
+}
 
 template <int HD>
-__global__ void __launch_bounds__(PA_WARPS *WARP)
+__global__ void __launch_bounds__(TA_WARPS *WARP)
     attn_tiled_kernel(const float *q, float *out, int T, int n_heads, int n_kv_heads, CkKV kv, int layer) {
+    constexpr int KD = HD / 16, ND = HD / 8, NK = TA_BK / 8, LD = HD + 8; /* LD: rows 16 bytes apart in banks */
+    __shared__ __align__(16) __half ks[TA_BK][LD];
+    __shared__ __align__(16) __half vs[TA_BK][LD];
+    __shared__ int e_seq[TA_BQ], e_pos[TA_BQ], g_seq, g_last;
     pdl_begin();
-    constexpr int E = HD / WARP, QW = PA_BQ / PA_WARPS, KLD = HD + 2; /* KLD: odd words per row */
-    __shared__ float qs[PA_BQ][HD];
-    __shared__ __align__(16) __half ks[PA_BK][KLD];
-    __shared__ __align__(16) __half vs[PA_BK][HD];
-    __shared__ int e_seq[PA_BQ], e_pos[PA_BQ], g_seq, g_last;
-    const int h = blockIdx.y, t0 = blockIdx.x * PA_BQ, tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP;
+    const int h = blockIdx.y, t0 = (gridDim.x - 1 - blockIdx.x) * TA_BQ;
+    const int tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP, g = lane / 4, c = lane % 4;
     const int kv_dim = n_kv_heads * HD, kvh = h / (n_heads / n_kv_heads);
-    const float scale = 1.0f / sqrtf((float)HD);
-    for (int i = tid; i < PA_BQ * HD; i += blockDim.x) {
-        const int e = i / HD, t = t0 + e;
-        qs[e][i % HD] = t < T ? q[((size_t)t * n_heads + h) * HD + i % HD] * scale : 0.0f;
+    const float qscale = 1.44269504088896341f / sqrtf((float)HD); /* scores in base-2 units */
+    if (tid < TA_BQ) {
+        const int t = t0 + tid;
+        e_seq[tid] = t < T ? kv.seq[t] : -1, e_pos[tid] = t < T ? kv.pos[t] : -1;
     }
-    if (tid < PA_BQ) e_seq[tid] = t0 + tid < T ? kv.seq[t0 + tid] : -1, e_pos[tid] = t0 + tid < T ? kv.pos[t0 + tid] : -1;
-    float m[QW], l[QW], acc[QW][E];
+    /* this lane's two rows of the warp's 16 (fragment rows g and g + 8), and their queries as A fragments */
+    const int r0 = warp * 16 + g, r1 = r0 + 8;
+    uint32_t qa[KD][4];
+    {
+        const float *q0 = q + ((size_t)(t0 + r0) * n_heads + h) * HD, *q1 = q + ((size_t)(t0 + r1) * n_heads + h) * HD;
+        const bool v0 = t0 + r0 < T, v1 = t0 + r1 < T;
 #pragma unroll
-    for (int i = 0; i < QW; i++) {
-        m[i] = -INFINITY, l[i] = 0.0f;
-#pragma unroll
-        for (int e = 0; e < E; e++) acc[i][e] = 0.0f;
+        for (int kd = 0; kd < KD; kd++) {
+            const int d = kd * 16 + 2 * c;
+            const float2 a0 = v0 ? *(const float2 *)(q0 + d) : make_float2(0.0f, 0.0f);
+            const float2 a1 = v1 ? *(const float2 *)(q1 + d) : make_float2(0.0f, 0.0f);
+            const float2 a2 = v0 ? *(const float2 *)(q0 + d + 8) : make_float2(0.0f, 0.0f);
+            const float2 a3 = v1 ? *(const float2 *)(q1 + d + 8) : make_float2(0.0f, 0.0f);
+            qa[kd][0] = half2_bits(a0.x * qscale, a0.y * qscale), qa[kd][1] = half2_bits(a1.x * qscale, a1.y * qscale);
+            qa[kd][2] = half2_bits(a2.x * qscale, a2.y * qscale), qa[kd][3] = half2_bits(a3.x * qscale, a3.y * qscale);
+        }
     }
-    unsigned done = 0; /* entries whose sequence has had its round (the same in every thread) */
+    float o[ND][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}; /* l: this lane's part of the row sum */
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
+    unsigned long long done = 0; /* entries whose sequence has had its round (the same in every thread) */
     for (;;) {
         __syncthreads();
         if (tid == 0) { /* this round's sequence: the first entry not done; its entries' last position */
             int sq = -1, last = -1;
-            for (int e = 0; e < PA_BQ; e++)
-                if (!(done >> e & 1u) && e_seq[e] >= 0 && (sq < 0 || e_seq[e] == sq)) sq = e_seq[e], last = max(last, e_pos[e]);
+            for (int e = 0; e < TA_BQ; e++)
+                if (!(done >> e & 1ull) && e_seq[e] >= 0 && (sq < 0 || e_seq[e] == sq)) sq = e_seq[e], last = max(last, e_pos[e]);
             g_seq = sq, g_last = last;
         }
         __syncthreads();
         const int sq = g_seq, last = g_last;
         if (sq < 0) break;
+        /* the rows' last positions this round (-1: not in it), and the warp's */
+        const int p0 = e_seq[r0] == sq && !(done >> r0 & 1ull) ? e_pos[r0] : -1;
+        const int p1 = e_seq[r1] == sq && !(done >> r1 & 1ull) ? e_pos[r1] : -1;
+        int wlast = max(p0, p1);
+#pragma unroll
+        for (int o2 = 16; o2 > 0; o2 >>= 1) wlast = max(wlast, __shfl_xor_sync(0xffffffffu, wlast, o2));
         const int32_t *pages = kv.table + (size_t)sq * kv.pages_per_slot;
         const size_t base = (size_t)layer * kv.n_pages * kv.page_size * kv_dim + (size_t)kvh * HD;
-        for (int k0 = 0; k0 <= last; k0 += PA_BK) {
+        for (int k0 = 0; k0 <= last; k0 += TA_BK) {
             __syncthreads(); /* the previous tile is used up */
-            for (int j = warp; j < PA_BK; j += PA_WARPS) {
-                const int p = k0 + j;
-                const size_t off = p <= last ? base + ((size_t)pages[p / kv.page_size] * kv.page_size + p % kv.page_size) * kv_dim : 0;
-                for (int d = 2 * lane; d < HD; d += 2 * WARP) {
-                    __half2 kk = __float2half2_rn(0.0f), vv = kk;
-                    if (p <= last) kk = *(const __half2 *)((const __half *)kv.k + off + d), vv = *(const __half2 *)((const __half *)kv.v + off + d);
-                    *(__half2 *)&ks[j][d] = kk, *(__half2 *)&vs[j][d] = vv;
+            for (int i = tid; i < TA_BK * (HD / 8); i += TA_WARPS * WARP) {
+                const int j = i / (HD / 8), d = i % (HD / 8) * 8, p = k0 + j;
+                uint4 kk = make_uint4(0, 0, 0, 0), vv = kk;
+                if (p <= last) {
+                    const size_t off = base + ((size_t)pages[p / kv.page_size] * kv.page_size + p % kv.page_size) * kv_dim + d;
+                    kk = *(const uint4 *)((const __half *)kv.k + off), vv = *(const uint4 *)((const __half *)kv.v + off);
                 }
+                *(uint4 *)&ks[j][d] = kk, *(uint4 *)&vs[j][d] = vv;
             }
             __syncthreads();
+            if (k0 > wlast) continue; /* none of the warp's entries sees this tile (the same for the whole warp) */
+            float sc[NK][4];
 #pragma unroll
-            for (int i = 0; i < QW; i++) {
-                const int e = warp * QW + i, pos = e_pos[e];
-                if (e_seq[e] != sq || (done >> e & 1u) || k0 > pos) continue; /* the same for the whole warp */
-                float sc = -INFINITY;
-                if (k0 + lane <= pos) {
-                    float d0 = 0.0f, d1 = 0.0f;
-#pragma unroll 8
-                    for (int d = 0; d < HD; d += 2) {
-                        const float2 kf = __half22float2(*(const __half2 *)&ks[lane][d]);
-                        d0 = fmaf(qs[e][d], kf.x, d0), d1 = fmaf(qs[e][d + 1], kf.y, d1);
-                    }
-                    sc = d0 + d1;
+            for (int nk = 0; nk < NK; nk++) {
+                sc[nk][0] = sc[nk][1] = sc[nk][2] = sc[nk][3] = 0.0f;
+#pragma unroll
+                for (int kd = 0; kd < KD; kd++) {
+                    const __half *kr = &ks[nk * 8 + g][kd * 16 + 2 * c];
+                    mma_16816(sc[nk], qa[kd], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
                 }
-                const float m_new = fmaxf(m[i], warp_max(sc));
-                const float corr = expf(m[i] - m_new), pr = expf(sc - m_new);
-                l[i] = l[i] * corr + warp_sum(pr);
+            }
+            float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-                for (int e2 = 0; e2 < E; e2++) acc[i][e2] *= corr;
-                for (int j = 0; j < PA_BK && k0 + j <= pos; j++) {
-                    const float pj = __shfl_sync(0xffffffffu, pr, j);
+            for (int nk = 0; nk < NK; nk++)
 #pragma unroll
-                    for (int e2 = 0; e2 < E; e2++) acc[i][e2] = fmaf(pj, __half2float(vs[j][lane + WARP * e2]), acc[i][e2]);
+                for (int e = 0; e < 4; e++) {
+                    const int key = k0 + nk * 8 + 2 * c + (e & 1);
+                    if (key > (e < 2 ? p0 : p1)) sc[nk][e] = -INFINITY;
+                    mx[e / 2] = fmaxf(mx[e / 2], sc[nk][e]);
                 }
-                m[i] = m_new;
+            float base2[2];
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+                const float m_new = fmaxf(m[r], mx[r]);
+                base2[r] = m_new == -INFINITY ? 0.0f : m_new; /* a row with nothing yet keeps zeros */
+                const float corr = exp2f(m[r] - base2[r]);
+                l[r] *= corr;
+#pragma unroll
+                for (int nd = 0; nd < ND; nd++) o[nd][2 * r] *= corr, o[nd][2 * r + 1] *= corr;
+                m[r] = m_new;
+            }
+#pragma unroll
+            for (int nk = 0; nk < NK; nk++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    sc[nk][e] = exp2f(sc[nk][e] - base2[e / 2]);
+                    l[e / 2] += sc[nk][e];
+                }
+#pragma unroll
+            for (int kk = 0; kk < TA_BK / 16; kk++) {
+                const uint32_t pa[4] = {half2_bits(sc[2 * kk][0], sc[2 * kk][1]), half2_bits(sc[2 * kk][2], sc[2 * kk][3]),
+                                        half2_bits(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                                        half2_bits(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+                const int vrow = kk * 16 + lane % 8 + 8 * (lane / 8 % 2), vcol = 8 * (lane / 16);
+#pragma unroll
+                for (int nd = 0; nd < ND; nd += 2) {
+                    uint32_t b[4];
+                    ldmatrix_x4_trans(b, &vs[vrow][nd * 8 + vcol]);
+                    mma_16816(o[nd], pa, b[0], b[1]);
+                    mma_16816(o[nd + 1], pa, b[2], b[3]);
+                }
             }
         }
-        for (int e = 0; e < PA_BQ; e++)
-            if (e_seq[e] == sq) done |= 1u << e;
+        for (int e = 0; e < TA_BQ; e++)
+            if (e_seq[e] == sq) done |= 1ull << e;
     }
 #pragma unroll
-    for (int i = 0; i < QW; i++) {
-        const int t = t0 + warp * QW + i;
-        if (t >= T) continue;
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    }
 #pragma unroll
-        for (int e2 = 0; e2 < E; e2++) out[((size_t)t * n_heads + h) * HD + lane + WARP * e2] = acc[i][e2] / l[i];
+    for (int r = 0; r < 2; r++) {
+        const int t = t0 + (r ? r1 : r0);
+        if (t >= T) continue;
+        float *orow = out + ((size_t)t * n_heads + h) * HD;
+        const float inv = 1.0f / l[r];
+#pragma unroll
+        for (int nd = 0; nd < ND; nd++)
+            *(float2 *)(orow + nd * 8 + 2 * c) = make_float2(o[nd][2 * r] * inv, o[nd][2 * r + 1] * inv);
     }
 }
 
 extern "C" int ck_attention_tiled(const float *q, float *out, int T, int n_heads, int n_kv_heads, int head_dim,
                                   const CkKV *kv, int layer, cudaStream_t s) {
-    const dim3 grid(blocks_for(T, PA_BQ), n_heads);
+    const dim3 grid(blocks_for(T, TA_BQ), n_heads);
     switch (head_dim) {
     case 64:
-        launch((attn_tiled_kernel<64>), grid, PA_WARPS * WARP, s, q, out, T, n_heads, n_kv_heads, *kv, layer);
+        launch((attn_tiled_kernel<64>), grid, TA_WARPS * WARP, s, q, out, T, n_heads, n_kv_heads, *kv, layer);
         return 0;
     case 128:
-        launch((attn_tiled_kernel<128>), grid, PA_WARPS * WARP, s, q, out, T, n_heads, n_kv_heads, *kv, layer);
+        launch((attn_tiled_kernel<128>), grid, TA_WARPS * WARP, s, q, out, T, n_heads, n_kv_heads, *kv, layer);
         return 0;
     }
     return -1;
