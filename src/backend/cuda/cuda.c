@@ -220,11 +220,13 @@ static int is_float_type(uint32_t t) {
 
 /* y (T, rows) = x (T, cols) W^T (+ bias) (+ y): the fused GEMV kernels up to gemv_max_t entries, the
  * tensor cores beyond (cuBLAS for float weights as stored, else ck_gemm on tiles dequantized in shared
- * memory). */
-static void matmul(CudaBackend *s, const CkMat *w, const float *x, int T, float *y, const float *bias, int accumulate) {
+ * memory). xh_has_x: s->xh already holds x in fp16 (an earlier product of the same input); returns whether
+ * it holds x afterwards, so that products sharing an input convert it once. */
+static int matmul(CudaBackend *s, const CkMat *w, const float *x, int T, float *y, const float *bias, int accumulate,
+                  int xh_has_x) {
     if (T <= s->gemv_max_t) {
         ck_gemv(w, x, q8_of(s), T, y, bias, accumulate, s->stream);
-        return;
+        return xh_has_x;
     }
     const int m = (int)w->rows, k = (int)w->cols;
     const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
@@ -235,15 +237,17 @@ static void matmul(CudaBackend *s, const CkMat *w, const float *x, int T, float 
          * spread over the entries, cuBLAS's GEMM outruns ck_gemm there */
         const void *a = w->data;
         if (w->type != QT_F16) ck_dequant(w, s->wtmp, 1, s->stream), a = s->wtmp;
-        ck_to_half(x, s->xh, (size_t)T * k, s->stream);
+        if (!xh_has_x) ck_to_half(x, s->xh, (size_t)T * k, s->stream);
+        xh_has_x = 1;
         s->cb.gemm_ex(s->cb.h, CUBLAS_OP_T, CUBLAS_OP_N, m, T, k, &one, a, CUDA_R_16F, k, s->xh, CUDA_R_16F, k,
                       &beta, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     } else {
         /* types and shapes checked at creation */
         ck_gemm(w, x, T, y, bias, accumulate, s->gemm_part, s->gemm_part_floats, s->stream);
-        return;
+        return xh_has_x;
     }
     if (bias) ck_add_bias(y, bias, T, m, s->stream);
+    return xh_has_x;
 }
 
 /* Several products of one input in one launch when the tensor cores take them (T > gemv_max_t; weights
@@ -268,7 +272,7 @@ static void enqueue_head(CudaBackend *s, int r0, int n, int argmax) {
     ck_rmsnorm(s->x, in_rows(s, s->d_in) + r0, s->output_norm, s->xb, n, c->dim, c->norm_eps, n <= s->gemv_max_t,
                n <= s->gemv_max_t ? q8_of(s) : NULL, s->stream);
     mark(s, P_HEAD);
-    matmul(s, &s->output, s->xb, n, s->logits, NULL, 0);
+    matmul(s, &s->output, s->xb, n, s->logits, NULL, 0, 0);
     if (argmax) {
         mark(s, P_ARGMAX);
         ck_argmax(s->logits, n, c->vocab_size, s->d_ids, s->lp, s->argmax_scratch, s->stream);
@@ -297,11 +301,12 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
         const CkGemvOut qkv[3] = {{&L->wq, s->q, L->bq}, {&L->wk, s->k, L->bk}, {&L->wv, s->v, L->bv}};
         const int qkv_gemm = !gemv && !matmul_multi(s, qkv, 3, s->xb, T);
         if (!qkv_gemm && (!gemv || ck_gemv_multi(qkv, 3, s->xb, q8, T, 0, s->stream))) { /* one launch, else Q and K */
+            int xh = 0; /* whether s->xh holds s->xb in fp16 */
             if (!gemv || ck_gemv_multi(qkv, 2, s->xb, q8, T, 0, s->stream)) {
-                matmul(s, &L->wq, s->xb, T, s->q, L->bq, 0);
-                matmul(s, &L->wk, s->xb, T, s->k, L->bk, 0);
+                xh = matmul(s, &L->wq, s->xb, T, s->q, L->bq, 0, 0);
+                xh = matmul(s, &L->wk, s->xb, T, s->k, L->bk, 0, xh);
             }
-            matmul(s, &L->wv, s->xb, T, s->v, L->bv, 0);
+            matmul(s, &L->wv, s->xb, T, s->v, L->bv, 0, xh);
         }
         if (tiled) { /* prefill: all entries at once, tiles of entries sharing tiles of keys */
             CkKV kv = {s->k_store, s->v_store, in_table(s, s->d_in), pages_per_slot, s->base.opt.page_size,
@@ -325,7 +330,7 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
                          c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, gemv, q8, s->attn_done, s->stream);
         }
         mark(s, P_WO);
-        matmul(s, &L->wo, s->xb, T, s->x, NULL, 1);
+        matmul(s, &L->wo, s->xb, T, s->x, NULL, 1, 0);
         mark(s, P_NORM);
         ck_rmsnorm(s->x, NULL, L->ffn_norm, s->xb, T, dim, c->norm_eps, gemv, q8, s->stream);
         mark(s, P_GATE_UP);
@@ -333,8 +338,8 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
         if (!gemv || ck_gemv_swiglu(&L->gate, &L->up, s->xb, q8, T, s->hb, s->stream)) {
             const CkGemvOut gu[2] = {{&L->gate, s->hb, NULL}, {&L->up, s->hb2, NULL}};
             if (gemv || matmul_multi(s, gu, 2, s->xb, T)) {
-                matmul(s, &L->gate, s->xb, T, s->hb, NULL, 0);
-                matmul(s, &L->up, s->xb, T, s->hb2, NULL, 0);
+                const int gh = matmul(s, &L->gate, s->xb, T, s->hb, NULL, 0, 0);
+                matmul(s, &L->up, s->xb, T, s->hb2, NULL, 0, gh);
             }
             mark(s, P_SWIGLU);
             ck_swiglu(s->hb, s->hb2, (size_t)T * c->hidden_dim, s->stream);
@@ -342,7 +347,7 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
         }
         if (q8) ck_quantize_q8(h, q8, T, c->hidden_dim, s->stream);
         mark(s, P_DOWN);
-        matmul(s, &L->down, h, T, s->x, NULL, 1);
+        matmul(s, &L->down, h, T, s->x, NULL, 1, 0);
         if (hidden)
             cudaMemcpyAsync(hidden + (size_t)(l + 1) * T * dim, s->x, (size_t)T * dim * sizeof(float),
                             cudaMemcpyDeviceToHost, s->stream);
