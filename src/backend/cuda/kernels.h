@@ -138,7 +138,8 @@ void ck_attention(const float *q, float *out, float *part, int max_splits, int s
                   unsigned *done, cudaStream_t s);
 
 /* The same attention as ck_attention for prefill-like steps (many entries per sequence): tiles of
- * consecutive entries share each tile of keys and values. out row-major (never the GEMV layout, no 8-bit
+ * consecutive entries share each tile of keys and values, on the tensor cores (the query and the
+ * probabilities rounded to fp16, fp32 sums and softmax). out row-major (never the GEMV layout, no 8-bit
  * form). head_dim 64 or 128, else -1 (and nothing enqueued). */
 int ck_attention_tiled(const float *q, float *out, int T, int n_heads, int n_kv_heads, int head_dim, const CkKV *kv,
                        int layer, cudaStream_t s);
