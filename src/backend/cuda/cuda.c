@@ -127,7 +127,7 @@ typedef struct CudaBackend {
     int cublas_min_t;               /* entries from which quantized products go to cuBLAS */
     void *argmax_scratch;
     unsigned *attn_done;            /* the attention's per-(entry, head) split counters (ck_attention) */
-    int pdl;                        /* programmatic dependent launch: 0 off, 1 graphed steps, 2 every step */
+    int pdl;                        /* programmatic dependent launch on every step (compute 9.0+) */
     CkQ8 xq;                        /* 8-bit GEMV inputs (qs NULL in exact mode) */
     float *pinned;                  /* the caller's logits buffer, page-locked (pin_logits) */
     size_t pinned_bytes;
@@ -436,7 +436,7 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
                       (s->c->head_dim == 64 || s->c->head_dim == 128);
     const int graphable = s->use_graphs && !s->prof.on && !b->hidden && n_out == T && T <= s->graph_max_t && !chunked &&
                           !tiled;
-    ck_set_pdl(s->pdl == 2 || (s->pdl == 1 && graphable));
+    ck_set_pdl(s->pdl);
     Graph *g = NULL;
     for (int i = 0; graphable && i < s->n_graphs && !g; i++)
         if (s->graphs[i].T == T && s->graphs[i].split_len == split_len && s->graphs[i].splits == splits &&
@@ -682,12 +682,11 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     if (s->cublas_min_t <= GRAPH_MAX_T) s->cublas_min_t = CUBLAS_MIN_T; /* cuBLAS stays out of graphs */
     const char *ta = getenv("ORCD_CUDA_TILED_ATTN");
     s->tiled_attn = !(ta && strcmp(ta, "0") == 0);
-    /* programmatic dependent launch (kernels.cu) for the graphed steps where the device has it
-     * (ORCD_CUDA_PDL: 0 never, 2 every step, for measuring) */
+    /* programmatic dependent launch (kernels.cu) where the device has it (ORCD_CUDA_PDL=0: never) */
     int cc_major = 0;
     cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, 0);
     const char *pdl = getenv("ORCD_CUDA_PDL");
-    s->pdl = cc_major < 9 ? 0 : pdl && *pdl ? atoi(pdl) : 1;
+    s->pdl = cc_major >= 9 && !(pdl && strcmp(pdl, "0") == 0);
     const char *gm = getenv("ORCD_CUDA_GEMV_MAX_T");
     s->gemv_max_t = gm && *gm ? atoi(gm) : GEMV_DEFAULT_T;
     if (s->gemv_max_t < 0 || s->gemv_max_t > GEMV_MAX_T) s->gemv_max_t = GEMV_DEFAULT_T;
