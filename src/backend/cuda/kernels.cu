@@ -367,7 +367,7 @@ __device__ __forceinline__ void gemv_float_rows(const uint8_t *const (&wr)[R], i
     }
 }
 
-/* KS warps per row (float weights only; 1 for the staged layouts): warp w of a row takes units
+/* KS warps per row: 1, or GEMV_WARPS (a block per row; float weights only): warp w of a row takes units
  * 32 (w + KS k) + lane, and the row's first warp adds the KS partial sums in order. Long rows against few of
  * them (the 7B down projection: 3,584 rows of 18,944) otherwise leave too few warps to fill the device. */
 template <int T, int NT, bool Q8, int KS>
@@ -375,17 +375,14 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     gemv_kernel(GemvOuts o, size_t row_bytes, int cols, const float *x, CkQ8 xq, int accumulate) {
     constexpr bool staged = T != QT_F32 && T != QT_F16 && T != QT_BF16;
     static_assert(!staged || KS == 1, "the staged layouts take a row per warp");
-    static_assert(GEMV_WARPS % KS == 0, "a block holds whole rows");
+    static_assert(KS == 1 || KS == GEMV_WARPS, "a row per warp, or a block per row");
     constexpr int CB = staged ? Chunk<T>::bytes : 16;
     __shared__ __align__(16) uint8_t stage[GEMV_WARPS][(CB + 15) / 16 * 16 + 16];
     __shared__ float part[KS > 1 ? GEMV_WARPS : 1][NT];
     const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, sub = warp % KS;
-    const int g0 = blockIdx.x * (GEMV_WARPS / KS) + warp / KS;
-    /* unused entries repeat the last end; with KS > 1 a warp past the end stays for the block's barrier (on
-     * the last row, with nothing to read) */
-    const bool live = g0 < o.end[CK_GEMV_MAX_OUT - 1];
-    if (KS == 1 && !live) return;
-    const int g = live ? g0 : o.end[CK_GEMV_MAX_OUT - 1] - 1;
+    const int g = blockIdx.x * (GEMV_WARPS / KS) + warp / KS;
+    /* unused entries repeat the last end; with KS > 1 the whole block (one row) returns alike */
+    if (g >= o.end[CK_GEMV_MAX_OUT - 1]) return;
     /* which weight (selects, not an index: a dynamic index would copy the parameters to local memory) */
     const int i = g < o.end[0] ? 0 : g < o.end[1] ? 1 : 2;
     const int start = i == 0 ? 0 : i == 1 ? o.end[0] : o.end[1];
@@ -411,7 +408,7 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     } else {
         pdl_begin();
         const uint8_t *const rows1[1] = {wr};
-        gemv_float_rows<T, NT, 1>(rows1, live ? units : 0, sub * WARP + lane, KS * WARP, x, cols, acc);
+        gemv_float_rows<T, NT, 1>(rows1, units, sub * WARP + lane, KS * WARP, x, cols, acc);
     }
     float sum[NT];
 #pragma unroll
@@ -420,8 +417,8 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
         if (lane == 0)
 #pragma unroll
             for (int t = 0; t < NT; t++) part[warp][t] = sum[t];
-        __syncthreads(); /* every warp of the block gets here: see `live` */
-        if (sub != 0 || !live) return;
+        __syncthreads(); /* every warp of the block (its one row) gets here */
+        if (sub != 0) return;
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             sum[t] = part[warp][t];
@@ -544,7 +541,7 @@ extern "C" int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x
 /* Warps per row of a float-weight GEMV (gemv_kernel's KS). H100, 7B F16: the down projection (592 units a
  * row) 61 -> 57 us with 4; rows of 112 units (Q/K/V, O) were slower with 2 or 4, and 0.5B's rows lost 8-25%. */
 static int gemv_float_split(int units) {
-    return units >= 256 ? 4 : 1;
+    return units >= 256 ? GEMV_WARPS : 1;
 }
 
 template <int T, int NT>
@@ -561,9 +558,9 @@ static void gemv_launch(GemvOuts o, size_t row_bytes, int cols, const float *x, 
         }
     }
     if constexpr (!quantized_type<T>()) {
-        if (gemv_float_split(cols / 32) == 4) {
-            launch((gemv_kernel<T, NT, false, 4>), blocks_for(rows, GEMV_WARPS / 4), GEMV_WARPS * WARP, s, o, row_bytes,
-                                                                                  cols, xs, CkQ8{}, accumulate);
+        if (gemv_float_split(cols / 32) == GEMV_WARPS) {
+            launch((gemv_kernel<T, NT, false, GEMV_WARPS>), rows, GEMV_WARPS * WARP, s, o, row_bytes, cols, xs, CkQ8{},
+                   accumulate);
             return;
         }
     }
