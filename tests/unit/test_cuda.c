@@ -612,9 +612,10 @@ static void random_table(int32_t *table, int n_slots, int pages_per_slot, int n_
  * positions against a double-precision softmax(q k^T) v over the same fp16 keys and values.
  * Tolerances: RoPE 1e-5 absolute (|x| < 1); attention 2e-5 absolute (outputs are averages of |v| < 1). */
 /* ctx[i]: entry i's context (its position + 1); seqs: entry i's sequence (NULL: each its own); tiled: the
- * prefill kernel (ck_attention_tiled) instead of the split one */
+ * prefill kernel (ck_attention_tiled) instead of the split one; rope_inside: the split kernel does the RoPE
+ * and the KV writes itself (CkRope; entries of distinct sequences), so q stays as it was */
 static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_style, const int *ctx, int T,
-                            const int *seqs, int tiled) {
+                            const int *seqs, int tiled, int rope_inside) {
     int n_slots = T;
     if (seqs) {
         n_slots = 1;
@@ -653,7 +654,8 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
     float *part = NULL;
     cudaMalloc((void **)&part, sizeof(float) * max_splits * T * n_heads * (head_dim + 2));
     CkKV kv = {dks, dvs, dtab, pages_per_slot, page_size, n_pages, dpos, dseq};
-    ck_rope_kv(dq, dk, dv, dinv, T, n_heads, n_kv_heads, head_dim, rope_dim, rope_style, &kv, layer, 0);
+    const CkRope rope = {dk, dv, dinv, rope_dim, rope_style == ROPE_NEOX};
+    if (!rope_inside) ck_rope_kv(dq, dk, dv, dinv, T, n_heads, n_kv_heads, head_dim, rope_dim, rope_style, &kv, layer, 0);
     const int layout = head_dim == 128 && !tiled; /* the GEMV input layout for the head_dim 128 cases */
     CkQ8 oq = {0}; /* and the 8-bit form in those cases */
     if (layout) {
@@ -669,12 +671,12 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
             test_fail_at(__FILE__, __LINE__, "ck_attention_tiled refused head_dim %d", head_dim);
     if (!tiled)
         ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, layout,
-                     layout ? &oq : NULL, done, 0);
+                     layout ? &oq : NULL, done, rope_inside ? &rope : NULL, 0);
     float *first = malloc(sizeof(float) * T * q_dim);
     from_dev(first, dout, sizeof(float) * T * q_dim);
     if (!tiled)
         ck_attention(dq, dout, part, max_splits, split_len, T, n_heads, n_kv_heads, head_dim, &kv, layer, layout,
-                     layout ? &oq : NULL, done, 0);
+                     layout ? &oq : NULL, done, rope_inside ? &rope : NULL, 0);
     else
         ck_attention_tiled(dq, dout, T, n_heads, n_kv_heads, head_dim, &kv, layer, 0);
     float *gq = malloc(sizeof(float) * T * q_dim);
@@ -716,8 +718,8 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
     cudaFree(dks), cudaFree(dvs), cudaFree(dtab), cudaFree(dpos), cudaFree(dseq), cudaFree(dq), cudaFree(dk);
     cudaFree(dv), cudaFree(dinv), cudaFree(dout), cudaFree(part);
     char what[96];
-    snprintf(what, sizeof what, "%s head_dim %d heads %d/%d rope %d layout %d", tiled ? "tiled" : "split", head_dim,
-             n_heads, n_kv_heads, rope_style, layout);
+    snprintf(what, sizeof what, "%s head_dim %d heads %d/%d rope %d%s layout %d", tiled ? "tiled" : "split",
+             head_dim, n_heads, n_kv_heads, rope_style, rope_inside ? " (in the attention)" : "", layout);
     if (e != cudaSuccess) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", what, cudaGetErrorString(e));
         goto done;
@@ -726,9 +728,14 @@ static void check_attention(int head_dim, int n_heads, int n_kv_heads, int rope_
     for (int t = 0; t < T; t++) {
         /* RoPE of q and k; the k and v written at (seq, pos) */
         float *rq = q + (size_t)t * q_dim, *rk = k + (size_t)t * kv_dim;
+        /* the attention's own RoPE leaves q as it was */
+        if (rope_inside && memcmp(gq + (size_t)t * q_dim, rq, sizeof(float) * q_dim)) {
+            test_fail_at(__FILE__, __LINE__, "%s: q of entry %d changed", what, t);
+            goto done;
+        }
         op_rope(rq, n_heads, head_dim, rope_dim, pos[t], inv_freq, (RopeStyle)rope_style);
         op_rope(rk, n_kv_heads, head_dim, rope_dim, pos[t], inv_freq, (RopeStyle)rope_style);
-        for (int i = 0; i < q_dim; i++) {
+        for (int i = 0; i < q_dim && !rope_inside; i++) {
             const double err = fabs(gq[(size_t)t * q_dim + i] - rq[i]);
             worst_rope = err > worst_rope ? err : worst_rope;
             if (err > 1e-5) {
@@ -800,23 +807,26 @@ done:
 
 TEST(cuda_attention) {
     NEED_DEVICE();
-    const int ctx_a[] = {1, 2, 17, 255, 256, 257, 1000};
-    check_attention(64, 14, 2, ROPE_NEOX, ctx_a, 7, NULL, 0);
-    if (test_failed()) return;
-    const int ctx_b[] = {1, 513, 4097, 4500};
-    check_attention(128, 8, 8, ROPE_NORM, ctx_b, 4, NULL, 0);
-    if (test_failed()) return;
-    const int ctx_c[] = {300, 33};
-    check_attention(128, 28, 4, ROPE_NEOX, ctx_c, 2, NULL, 0);
-    if (test_failed()) return;
-    const int ctx_d[] = {5};
-    check_attention(64, 9, 3, ROPE_NORM, ctx_d, 1, NULL, 0);
-    if (test_failed()) return;
-    /* the cases above have at most 8 entries (a warp takes 8 positions a step); more take 4 a step */
-    const int ctx_e[] = {1, 31, 32, 33, 64, 100, 257, 500, 777, 1024, 2000, 3000};
-    check_attention(64, 14, 2, ROPE_NEOX, ctx_e, 12, NULL, 0);
-    if (test_failed()) return;
-    check_attention(128, 28, 4, ROPE_NORM, ctx_e, 12, NULL, 0);
+    /* each case twice: after ck_rope_kv, and with the RoPE and KV writes inside the attention (CkRope) */
+    for (int inside = 0; inside < 2 && !test_failed(); inside++) {
+        const int ctx_a[] = {1, 2, 17, 255, 256, 257, 1000};
+        check_attention(64, 14, 2, ROPE_NEOX, ctx_a, 7, NULL, 0, inside);
+        if (test_failed()) return;
+        const int ctx_b[] = {1, 513, 4097, 4500};
+        check_attention(128, 8, 8, ROPE_NORM, ctx_b, 4, NULL, 0, inside);
+        if (test_failed()) return;
+        const int ctx_c[] = {300, 33};
+        check_attention(128, 28, 4, ROPE_NEOX, ctx_c, 2, NULL, 0, inside);
+        if (test_failed()) return;
+        const int ctx_d[] = {5};
+        check_attention(64, 9, 3, ROPE_NORM, ctx_d, 1, NULL, 0, inside);
+        if (test_failed()) return;
+        /* the cases above have at most 8 entries (a warp takes 8 positions a step); more take 4 a step */
+        const int ctx_e[] = {1, 31, 32, 33, 64, 100, 257, 500, 777, 1024, 2000, 3000};
+        check_attention(64, 14, 2, ROPE_NEOX, ctx_e, 12, NULL, 0, inside);
+        if (test_failed()) return;
+        check_attention(128, 28, 4, ROPE_NORM, ctx_e, 12, NULL, 0, inside);
+    }
 }
 
 /* The prefill attention (tiles of entries sharing tiles of keys) against the same double reference: a
@@ -828,12 +838,12 @@ TEST(cuda_attention_tiled) {
     int ctx[400], seqs[400];
     for (int i = 0; i < 300; i++) ctx[i] = i + 1, seqs[i] = 0;
     for (int i = 0; i < 50; i++) ctx[300 + i] = 101 + i, seqs[300 + i] = 1;
-    check_attention(64, 14, 2, ROPE_NEOX, ctx, 350, seqs, 1);
+    check_attention(64, 14, 2, ROPE_NEOX, ctx, 350, seqs, 1, 0);
     if (test_failed()) return;
     for (int i = 0; i < 70; i++) ctx[i] = 4001 + i, seqs[i] = 2;
     const int single_ctx[3] = {1, 17, 600};
     for (int i = 0; i < 3; i++) ctx[70 + i] = single_ctx[i], seqs[70 + i] = 3 + i;
-    check_attention(128, 16, 4, ROPE_NORM, ctx, 73, seqs, 1);
+    check_attention(128, 16, 4, ROPE_NORM, ctx, 73, seqs, 1, 0);
 }
 
 /* Greedy choice: first index of the largest value (ties to the lowest index) and -log(sum exp(l - max)). */

@@ -84,8 +84,13 @@ static int cublas_open(Cublas *cb, cudaStream_t stream, char *err, size_t errlen
 
 /* ---- the backend ---- */
 
+/* How a step's attention runs: the split kernel after ck_rope_kv, the split kernel doing the RoPE and KV
+ * writes itself (no two entries of one sequence: decode), or the tiled kernel (prefill). */
+typedef enum { ATTN_SPLIT, ATTN_SPLIT_ROPE, ATTN_TILED } AttnPath;
+
 typedef struct Graph {
     int T, split_len, splits, argmax;
+    AttnPath attn;
     cudaGraphExec_t exec;
 } Graph;
 
@@ -112,6 +117,8 @@ typedef struct CudaBackend {
     Backend base;
     const Config *c;
     cudaStream_t stream;
+    cudaStream_t side;              /* a V product of another type than Q and K runs beside them (fork, join) */
+    cudaEvent_t fork, join;
     Cublas cb;
     int q_dim, kv_dim, widest_in, widest_out, max_batch, n_logits_rows;
     /* device memory */
@@ -145,6 +152,7 @@ typedef struct CudaBackend {
     int graph_max_t;                /* entries up to which steps are graphed (gemv_max_t with cuBLAS products) */
     int gemv_max_t;                 /* entries up to which products take the GEMV kernels (<= GEMV_MAX_T) */
     int tiled_attn;                 /* prefill steps may take ck_attention_tiled (ORCD_CUDA_TILED_ATTN=0: never) */
+    int rope_in_attn;               /* decode steps: RoPE and KV writes in ck_attention (ORCD_CUDA_ROPE_IN_ATTN=0: never) */
     float *gemm_part;               /* ck_gemm's split partial sums */
     size_t gemm_part_floats;
     Prof prof;
@@ -284,7 +292,7 @@ static void enqueue_head(CudaBackend *s, int r0, int n, int argmax) {
  * choice when argmax. The attention runs `splits` splits of split_len positions (enough for the longest
  * entry). hidden: the residual stream after each layer goes there (host memory), for comparisons. */
 static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int split_len, int splits,
-                            int pages_per_slot, int tiled, float *hidden) {
+                            int pages_per_slot, AttnPath attn, float *hidden) {
     const Config *c = s->c;
     const int dim = c->dim;
     const int gemv = T <= s->gemv_max_t; /* the products take the GEMV kernels and their input layout */
@@ -302,13 +310,20 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
         const int qkv_gemm = !gemv && !matmul_multi(s, qkv, 3, s->xb, T);
         if (!qkv_gemm && (!gemv || ck_gemv_multi(qkv, 3, s->xb, q8, T, 0, s->stream))) { /* one launch, else Q and K */
             int xh = 0; /* whether s->xh holds s->xb in fp16 */
+            if (gemv) { /* V (another type) on the side stream, beside Q and K: two small waves at once */
+                cudaEventRecord(s->fork, s->stream);
+                cudaStreamWaitEvent(s->side, s->fork, 0);
+                ck_gemv(&L->wv, s->xb, q8, T, s->v, L->bv, 0, s->side);
+                cudaEventRecord(s->join, s->side);
+            }
             if (!gemv || ck_gemv_multi(qkv, 2, s->xb, q8, T, 0, s->stream)) {
                 xh = matmul(s, &L->wq, s->xb, T, s->q, L->bq, 0, 0);
                 xh = matmul(s, &L->wk, s->xb, T, s->k, L->bk, 0, xh);
             }
-            matmul(s, &L->wv, s->xb, T, s->v, L->bv, 0, xh);
+            if (gemv) cudaStreamWaitEvent(s->stream, s->join, 0);
+            else matmul(s, &L->wv, s->xb, T, s->v, L->bv, 0, xh);
         }
-        if (tiled) { /* prefill: all entries at once, tiles of entries sharing tiles of keys */
+        if (attn == ATTN_TILED) { /* prefill: all entries at once, tiles of entries sharing tiles of keys */
             CkKV kv = {s->k_store, s->v_store, in_table(s, s->d_in), pages_per_slot, s->base.opt.page_size,
                        s->base.opt.n_pages, d_pos, d_seq};
             mark(s, P_ROPE_KV);
@@ -317,17 +332,21 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
             mark(s, P_ATTN);
             ck_attention_tiled(s->q, s->xb, T, c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, s->stream);
         }
-        for (int t0 = 0; t0 < T && !tiled; t0 += ATTN_CHUNK) {
+        for (int t0 = 0; t0 < T && attn != ATTN_TILED; t0 += ATTN_CHUNK) {
             const int n = T - t0 < ATTN_CHUNK ? T - t0 : ATTN_CHUNK;
             CkKV kv = {s->k_store, s->v_store, in_table(s, s->d_in), pages_per_slot, s->base.opt.page_size,
                        s->base.opt.n_pages, d_pos + t0, d_seq + t0};
-            mark(s, P_ROPE_KV);
-            ck_rope_kv(s->q + (size_t)t0 * s->q_dim, s->k + (size_t)t0 * s->kv_dim, s->v + (size_t)t0 * s->kv_dim,
-                       s->inv_freq, n, c->n_heads, c->n_kv_heads, c->head_dim, c->rope_dim, (int)c->arch->rope, &kv,
-                       l, s->stream);
+            const CkRope rope = {s->k + (size_t)t0 * s->kv_dim, s->v + (size_t)t0 * s->kv_dim, s->inv_freq,
+                                 c->rope_dim, c->arch->rope == ROPE_NEOX};
+            if (attn == ATTN_SPLIT) {
+                mark(s, P_ROPE_KV);
+                ck_rope_kv(s->q + (size_t)t0 * s->q_dim, s->k + (size_t)t0 * s->kv_dim, rope.v, s->inv_freq, n,
+                           c->n_heads, c->n_kv_heads, c->head_dim, c->rope_dim, (int)c->arch->rope, &kv, l, s->stream);
+            }
             mark(s, P_ATTN);
             ck_attention(s->q + (size_t)t0 * s->q_dim, s->xb + (size_t)t0 * s->q_dim, s->part, splits, split_len, n,
-                         c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, gemv, q8, s->attn_done, s->stream);
+                         c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, gemv, q8, s->attn_done,
+                         attn == ATTN_SPLIT_ROPE ? &rope : NULL, s->stream);
         }
         mark(s, P_WO);
         matmul(s, &L->wo, s->xb, T, s->x, NULL, 1, 0);
@@ -396,6 +415,14 @@ typedef struct Out {
     int32_t *cand_ids;
 } Out;
 
+/* Whether no two entries of the batch share a sequence (decode steps). */
+static int distinct_seqs(const Batch *b) {
+    for (int i = 1; i < b->n; i++)
+        for (int j = 0; j < i; j++)
+            if (b->seq[i] == b->seq[j]) return 0;
+    return 1;
+}
+
 static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int argmax, const Out *o, char *err,
                           size_t errlen) {
     float *logits = o->logits;
@@ -434,28 +461,29 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
     for (int i = 1; i < T; i++) runs += b->seq[i] != b->seq[i - 1];
     const int tiled = T > s->gemv_max_t && T >= TILED_MIN_RUN * runs && s->tiled_attn &&
                       (s->c->head_dim == 64 || s->c->head_dim == 128);
+    const AttnPath attn = tiled ? ATTN_TILED : s->rope_in_attn && distinct_seqs(b) ? ATTN_SPLIT_ROPE : ATTN_SPLIT;
     const int graphable = s->use_graphs && !s->prof.on && !b->hidden && n_out == T && T <= s->graph_max_t && !chunked &&
                           !tiled;
     ck_set_pdl(s->pdl);
     Graph *g = NULL;
     for (int i = 0; graphable && i < s->n_graphs && !g; i++)
         if (s->graphs[i].T == T && s->graphs[i].split_len == split_len && s->graphs[i].splits == splits &&
-            s->graphs[i].argmax == argmax)
+            s->graphs[i].argmax == argmax && s->graphs[i].attn == attn)
             g = &s->graphs[i];
     if (!g && graphable && s->n_graphs < MAX_GRAPHS) {
         cudaGraph_t graph;
         CU(cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal), "begin graph capture");
-        enqueue_forward(s, T, n_out, argmax, split_len, splits, kv->pages_per_slot, 0, NULL);
+        enqueue_forward(s, T, n_out, argmax, split_len, splits, kv->pages_per_slot, attn, NULL);
         CU(cudaStreamEndCapture(s->stream, &graph), "end graph capture");
         g = &s->graphs[s->n_graphs];
         cudaError_t e = cudaGraphInstantiate(&g->exec, graph, 0);
         cudaGraphDestroy(graph);
         CU(e, "instantiate graph");
-        g->T = T, g->split_len = split_len, g->splits = splits, g->argmax = argmax;
+        g->T = T, g->split_len = split_len, g->splits = splits, g->argmax = argmax, g->attn = attn;
         s->n_graphs++;
     }
     if (g) CU(cudaGraphLaunch(g->exec, s->stream), "launch graph");
-    else enqueue_forward(s, T, chunked ? 0 : n_out, argmax, split_len, splits, kv->pages_per_slot, tiled, b->hidden);
+    else enqueue_forward(s, T, chunked ? 0 : n_out, argmax, split_len, splits, kv->pages_per_slot, attn, b->hidden);
 
     if (chunked) {
         for (int r0 = 0; r0 < n_out; r0 += s->n_logits_rows) {
@@ -548,6 +576,9 @@ static void cuda_free(Backend *base) {
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
     cudaFreeHost(s->h_in), cudaFreeHost(s->h_ids), cudaFreeHost(s->h_lp), cudaFreeHost(s->h_cval), cudaFreeHost(s->h_cid);
     if (s->stream) cudaStreamDestroy(s->stream);
+    if (s->side) cudaStreamDestroy(s->side);
+    if (s->fork) cudaEventDestroy(s->fork);
+    if (s->join) cudaEventDestroy(s->join);
     free(s->layers);
     free(s);
 }
@@ -682,6 +713,8 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     if (s->cublas_min_t <= GRAPH_MAX_T) s->cublas_min_t = CUBLAS_MIN_T; /* cuBLAS stays out of graphs */
     const char *ta = getenv("ORCD_CUDA_TILED_ATTN");
     s->tiled_attn = !(ta && strcmp(ta, "0") == 0);
+    const char *ra = getenv("ORCD_CUDA_ROPE_IN_ATTN");
+    s->rope_in_attn = !(ra && strcmp(ra, "0") == 0);
     /* programmatic dependent launch (kernels.cu) where the device has it (ORCD_CUDA_PDL=0: never) */
     int cc_major = 0;
     cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, 0);
@@ -731,7 +764,10 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
         goto fail;
     }
 
-    if (cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking) != cudaSuccess) {
+    if (cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaStreamCreateWithFlags(&s->side, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaEventCreateWithFlags(&s->fork, cudaEventDisableTiming) != cudaSuccess ||
+        cudaEventCreateWithFlags(&s->join, cudaEventDisableTiming) != cudaSuccess) {
         snprintf(err, errlen, "CUDA: cannot create a stream");
         goto fail;
     }

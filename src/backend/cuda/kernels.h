@@ -133,9 +133,21 @@ void ck_rope_kv(float *q, float *k, const float *v, const float *inv_freq, int T
  * (8-bit) unless it is NULL. done: T * n_heads counters, zeroed once before the first call (the last split
  * of each head and entry combines them all and leaves its counter zeroed again). */
 #define CK_ATTN_MAX_SPLITS 64
+
+/* ck_rope_kv done by ck_attention itself (one kernel less a layer): each block rotates its head of the query
+ * as it reads it, and the split holding an entry's own position rotates that entry's key and writes it and
+ * the value into the store before it reads them. Only for steps where no two entries share a sequence (an
+ * entry would read a key another block writes). The same bits as ck_rope_kv followed by ck_attention. */
+typedef struct CkRope {
+    const float *k, *v;     /* (T, n_kv_heads*head_dim) as the products wrote them; k NULL: no RoPE here */
+    const float *inv_freq;  /* (rope_dim / 2) */
+    int rope_dim, neox;
+} CkRope;
+
+/* rope: NULL, or q not rotated and the entries' keys and values not stored yet (CkRope). */
 void ck_attention(const float *q, float *out, float *part, int max_splits, int split_len, int T, int n_heads,
                   int n_kv_heads, int head_dim, const CkKV *kv, int layer, int gemv_layout, const CkQ8 *oq,
-                  unsigned *done, cudaStream_t s);
+                  unsigned *done, const CkRope *rope, cudaStream_t s);
 
 /* The same attention as ck_attention for prefill-like steps (many entries per sequence): tiles of
  * consecutive entries share each tile of keys and values, on the tensor cores (the query and the
