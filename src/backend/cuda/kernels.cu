@@ -1030,10 +1030,10 @@ extern "C" void ck_rope_kv(float *q, float *k, const float *v, const float *inv_
 
 /* ---- attention: each block one (split of positions, head, entry); the last split to finish combines ---- */
 
-/* *p += v at device scope with acquire-release ordering; returns the old value */
+/* *p += v at device scope with acquire-release ordering (generic address); returns the old value */
 __device__ __forceinline__ unsigned atomic_add_acq_rel(unsigned *p, unsigned v) {
     unsigned old;
-    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    asm volatile("atom.acq_rel.gpu.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
     return old;
 }
 

@@ -70,13 +70,16 @@ void ck_to_gemv_layout(const float *x, float *y, int T, int n, cudaStream_t s);
 /* y (T, rows) = x (T, cols) W^T (+ bias) (+ y when accumulate): fused dequantize-and-dot, each weight row
  * read once per 8 activation rows. For small T (decode). x in the GEMV input layout; y row-major. A
  * quantized weight meets xq (the same activations in 8 bits) when xq has some, x otherwise; a float
- * weight always meets x. */
+ * weight always meets x. Long rows may be spread over 4 warps whose sums are added in order (float rows of
+ * 256+ units; quantized rows of 128+ units when the launch has fewer rows than 8 an SM): deterministic,
+ * but then the last bits depend on the launch's row count and the device's SM count. */
 void ck_gemv(const CkMat *w, const float *x, const CkQ8 *xq, int T, float *y, const float *bias, int accumulate,
              cudaStream_t s);
 
 /* Several products of one input in one launch (Q, K and V): y_i (T, rows_i) = x W_i^T (+ bias_i) (+ y_i
  * when accumulate), as ck_gemv, for up to CK_GEMV_MAX_OUT weights of one type and row length; -1 (and
- * nothing enqueued) when they differ. */
+ * nothing enqueued) when they differ. Bit for bit what separate ck_gemv launches give, unless the launch's
+ * total row count spreads quantized rows over warps differently than a weight's own would (ck_gemv). */
 #define CK_GEMV_MAX_OUT 3
 typedef struct CkGemvOut {
     const CkMat *w;
