@@ -38,14 +38,25 @@ __device__ __forceinline__ int byte_of(const uint32_t *w, int i) {
     return (int)((w[i >> 2] >> (8 * (i & 3))) & 0xFF);
 }
 
-__device__ __forceinline__ void k4_scale_min(const uint8_t *q, int j, float *sc, float *m) {
+/* Sub-block j's 6-bit scale and minimum of a Q4_K/Q5_K super-block, from its first 16 bytes h (d and dmin in
+ * h.x; the 12 scale bytes in h.y, h.z, h.w). */
+__device__ __forceinline__ void k4_scale_min(const uint4 &h, int j, float *sc, float *m) {
+    const int s = 8 * (j & 3);
+    const uint32_t a = h.y >> s, b = h.z >> s, c = h.w >> s;
     if (j < 4) {
-        *sc = (float)(q[j] & 63);
-        *m = (float)(q[j + 4] & 63);
+        *sc = (float)(a & 63);
+        *m = (float)(b & 63);
     } else {
-        *sc = (float)((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
-        *m = (float)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+        *sc = (float)((c & 0x0F) | (a >> 2 & 0x30));
+        *m = (float)((c >> 4 & 0x0F) | (b >> 2 & 0x30));
     }
+}
+
+__device__ __forceinline__ float half_lo(uint32_t w) {
+    return __half2float(__ushort_as_half((uint16_t)(w & 0xFFFF)));
+}
+__device__ __forceinline__ float half_hi(uint32_t w) {
+    return __half2float(__ushort_as_half((uint16_t)(w >> 16)));
 }
 
 /* The two 16-value scales of sub-block k (0..7) of a Q3_K block b: d * (6-bit scale - 32). */
@@ -74,10 +85,13 @@ __host__ __device__ constexpr int quant_block_bytes_dev(int t) {
 /* Values 32u .. 32u+31 of a row of type T into v. */
 template <int T> __device__ __forceinline__ void unit_load(const uint8_t *row, int u, float v[32]);
 
-/* The float layouts' units as raw 16-byte words (F32: 8, F16/BF16: 4), so that a kernel can have several
- * units' loads in flight before it converts any (unit_raw, then unit_decode; unit_load is the two). */
+/* Units as raw 16-byte words, so that a kernel can have several units' loads in flight before it decodes any
+ * (unit_raw, then unit_decode; unit_load is the two). The float layouts (F32: 8 words, F16/BF16: 4), and the
+ * super-block layouts whose blocks keep 16-byte alignment, read straight from global memory: Q4_K (144
+ * bytes: the block's first 16 bytes, d, dmin and the scales, then the 32 bytes of qs that hold the unit's
+ * nibbles) and Q5_K (176 bytes: the same 16, the 32 bytes of high bits, the unit's 32 bytes of qs). */
 template <int T> struct UnitRaw {
-    static constexpr int n = T == QT_F32 ? 8 : 4;
+    static constexpr int n = T == QT_F32 ? 8 : T == QT_Q4_K ? 3 : T == QT_Q5_K ? 5 : 4;
     uint4 w[n];
 };
 
@@ -87,9 +101,28 @@ template <int T> __device__ __forceinline__ void unit_raw(const uint8_t *row, in
     for (int i = 0; i < UnitRaw<T>::n; i++) r.w[i] = p[i];
 }
 
-template <int T> __device__ __forceinline__ void unit_decode(const UnitRaw<T> &r, float v[32]);
+template <> __device__ __forceinline__ void unit_raw<QT_Q4_K>(const uint8_t *row, int u, UnitRaw<QT_Q4_K> &r) {
+    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ4_K);
+    const uint4 *q = (const uint4 *)(b + 16 + 32 * ((u & 7) >> 1));
+    r.w[0] = *(const uint4 *)b, r.w[1] = q[0], r.w[2] = q[1];
+}
 
-template <> __device__ __forceinline__ void unit_decode<QT_F32>(const UnitRaw<QT_F32> &r, float v[32]) {
+template <> __device__ __forceinline__ void unit_raw<QT_Q5_K>(const uint8_t *row, int u, UnitRaw<QT_Q5_K> &r) {
+    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ5_K);
+    const uint4 *h = (const uint4 *)(b + 16), *q = (const uint4 *)(b + 48 + 32 * ((u & 7) >> 1));
+    r.w[0] = *(const uint4 *)b, r.w[1] = h[0], r.w[2] = h[1], r.w[3] = q[0], r.w[4] = q[1];
+}
+
+/* the 8 words of a raw unit from word i on */
+template <int T> __device__ __forceinline__ void raw_words(const UnitRaw<T> &r, int i, uint32_t q[8]) {
+    q[0] = r.w[i].x, q[1] = r.w[i].y, q[2] = r.w[i].z, q[3] = r.w[i].w;
+    q[4] = r.w[i + 1].x, q[5] = r.w[i + 1].y, q[6] = r.w[i + 1].z, q[7] = r.w[i + 1].w;
+}
+
+/* Values 32u .. 32u+31 from unit u's raw words (the float layouts ignore u). */
+template <int T> __device__ __forceinline__ void unit_decode(const UnitRaw<T> &r, int u, float v[32]);
+
+template <> __device__ __forceinline__ void unit_decode<QT_F32>(const UnitRaw<QT_F32> &r, int, float v[32]) {
 #pragma unroll
     for (int i = 0; i < 8; i++) {
         const uint4 a = r.w[i];
@@ -98,7 +131,7 @@ template <> __device__ __forceinline__ void unit_decode<QT_F32>(const UnitRaw<QT
     }
 }
 
-template <> __device__ __forceinline__ void unit_decode<QT_F16>(const UnitRaw<QT_F16> &r, float v[32]) {
+template <> __device__ __forceinline__ void unit_decode<QT_F16>(const UnitRaw<QT_F16> &r, int, float v[32]) {
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const uint32_t w[4] = {r.w[i].x, r.w[i].y, r.w[i].z, r.w[i].w};
@@ -110,7 +143,7 @@ template <> __device__ __forceinline__ void unit_decode<QT_F16>(const UnitRaw<QT
     }
 }
 
-template <> __device__ __forceinline__ void unit_decode<QT_BF16>(const UnitRaw<QT_BF16> &r, float v[32]) {
+template <> __device__ __forceinline__ void unit_decode<QT_BF16>(const UnitRaw<QT_BF16> &r, int, float v[32]) {
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const uint32_t w[4] = {r.w[i].x, r.w[i].y, r.w[i].z, r.w[i].w};
@@ -122,16 +155,15 @@ template <> __device__ __forceinline__ void unit_decode<QT_BF16>(const UnitRaw<Q
     }
 }
 
-#define FLOAT_UNIT_LOAD(T)                                                                                    \
+#define RAW_UNIT_LOAD(T)                                                                                    \
     template <> __device__ __forceinline__ void unit_load<T>(const uint8_t *row, int u, float v[32]) {        \
         UnitRaw<T> r;                                                                                         \
         unit_raw<T>(row, u, r);                                                                               \
-        unit_decode<T>(r, v);                                                                                 \
+        unit_decode<T>(r, u, v);                                                                              \
     }
-FLOAT_UNIT_LOAD(QT_F32)
-FLOAT_UNIT_LOAD(QT_F16)
-FLOAT_UNIT_LOAD(QT_BF16)
-#undef FLOAT_UNIT_LOAD
+RAW_UNIT_LOAD(QT_F32)
+RAW_UNIT_LOAD(QT_F16)
+RAW_UNIT_LOAD(QT_BF16)
 
 template <> __device__ __forceinline__ void unit_load<QT_Q4_0>(const uint8_t *row, int u, float v[32]) {
     const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_0);
@@ -202,30 +234,26 @@ template <> __device__ __forceinline__ void unit_load<QT_Q8_0>(const uint8_t *ro
 }
 
 /* K-quants: sub-block j = u % 8 of super-block u / 8. */
-template <> __device__ __forceinline__ void unit_load<QT_Q4_K>(const uint8_t *row, int u, float v[32]) {
-    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ4_K);
+template <> __device__ __forceinline__ void unit_decode<QT_Q4_K>(const UnitRaw<QT_Q4_K> &r, int u, float v[32]) {
     const int j = u & 7;
-    const float d = h2f(b), dmin = h2f(b + 2);
     float sc, m;
-    k4_scale_min(b + 4, j, &sc, &m);
-    const float d1 = d * sc, m1 = dmin * m;
+    k4_scale_min(r.w[0], j, &sc, &m);
+    const float d1 = half_lo(r.w[0].x) * sc, m1 = half_hi(r.w[0].x) * m;
     uint32_t w[8];
-    load32_a16(b + 16 + 32 * (j >> 1), w);
+    raw_words(r, 1, w);
     const int shift = 4 * (j & 1);
 #pragma unroll
     for (int l = 0; l < 32; l++) v[l] = d1 * (float)((byte_of(w, l) >> shift) & 0x0F) - m1;
 }
 
-template <> __device__ __forceinline__ void unit_load<QT_Q5_K>(const uint8_t *row, int u, float v[32]) {
-    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ5_K);
+template <> __device__ __forceinline__ void unit_decode<QT_Q5_K>(const UnitRaw<QT_Q5_K> &r, int u, float v[32]) {
     const int j = u & 7;
-    const float d = h2f(b), dmin = h2f(b + 2);
     float sc, m;
-    k4_scale_min(b + 4, j, &sc, &m);
-    const float d1 = d * sc, m1 = dmin * m;
+    k4_scale_min(r.w[0], j, &sc, &m);
+    const float d1 = half_lo(r.w[0].x) * sc, m1 = half_hi(r.w[0].x) * m;
     uint32_t w[8], h[8];
-    load32_a16(b + 48 + 32 * (j >> 1), w);
-    load32_a16(b + 16, h);
+    raw_words(r, 3, w);
+    raw_words(r, 1, h);
     const int shift = 4 * (j & 1);
 #pragma unroll
     for (int l = 0; l < 32; l++) {
@@ -233,6 +261,10 @@ template <> __device__ __forceinline__ void unit_load<QT_Q5_K>(const uint8_t *ro
         v[l] = d1 * (float)q - m1;
     }
 }
+
+RAW_UNIT_LOAD(QT_Q4_K)
+RAW_UNIT_LOAD(QT_Q5_K)
+#undef RAW_UNIT_LOAD
 
 template <> __device__ __forceinline__ void unit_load<QT_Q6_K>(const uint8_t *row, int u, float v[32]) {
     const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ6_K);
@@ -358,29 +390,42 @@ template <> __device__ __forceinline__ void unit_int8<QT_Q8_0>(const uint8_t *ro
     o.s0 = h2f(b);
 }
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q4_K>(const uint8_t *row, int u, UnitI8 &o) {
-    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ4_K);
+/* Q4_K/Q5_K as integers from raw words (unit_raw): the GEMV reads these straight from global memory. */
+template <int T> __device__ __forceinline__ void unit_int8_raw(const UnitRaw<T> &r, int u, UnitI8 &o);
+
+template <> __device__ __forceinline__ void unit_int8_raw<QT_Q4_K>(const UnitRaw<QT_Q4_K> &r, int u, UnitI8 &o) {
     const int j = u & 7, shift = 4 * (j & 1);
     float sc, m;
-    k4_scale_min(b + 4, j, &sc, &m);
+    k4_scale_min(r.w[0], j, &sc, &m);
     uint32_t q[8];
-    load32_a16(b + 16 + 32 * (j >> 1), q);
+    raw_words(r, 1, q);
 #pragma unroll
     for (int k = 0; k < 8; k++) o.w[k] = (int)((q[k] >> shift) & 0x0F0F0F0Fu);
-    o.s0 = h2f(b) * sc, o.m0 = -(h2f(b + 2) * m);
+    o.s0 = half_lo(r.w[0].x) * sc, o.m0 = -(half_hi(r.w[0].x) * m);
+}
+
+template <> __device__ __forceinline__ void unit_int8_raw<QT_Q5_K>(const UnitRaw<QT_Q5_K> &r, int u, UnitI8 &o) {
+    const int j = u & 7, shift = 4 * (j & 1);
+    float sc, m;
+    k4_scale_min(r.w[0], j, &sc, &m);
+    uint32_t q[8], h[8];
+    raw_words(r, 3, q);
+    raw_words(r, 1, h);
+#pragma unroll
+    for (int k = 0; k < 8; k++) o.w[k] = (int)((q[k] >> shift) & 0x0F0F0F0Fu) | (int)((h[k] >> j) & 0x01010101u) << 4;
+    o.s0 = half_lo(r.w[0].x) * sc, o.m0 = -(half_hi(r.w[0].x) * m);
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q4_K>(const uint8_t *row, int u, UnitI8 &o) {
+    UnitRaw<QT_Q4_K> r;
+    unit_raw<QT_Q4_K>(row, u, r);
+    unit_int8_raw<QT_Q4_K>(r, u, o);
 }
 
 template <> __device__ __forceinline__ void unit_int8<QT_Q5_K>(const uint8_t *row, int u, UnitI8 &o) {
-    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ5_K);
-    const int j = u & 7, shift = 4 * (j & 1);
-    float sc, m;
-    k4_scale_min(b + 4, j, &sc, &m);
-    uint32_t q[8], h[8];
-    load32_a16(b + 48 + 32 * (j >> 1), q);
-    load32_a16(b + 16, h);
-#pragma unroll
-    for (int k = 0; k < 8; k++) o.w[k] = (int)((q[k] >> shift) & 0x0F0F0F0Fu) | (int)((h[k] >> j) & 0x01010101u) << 4;
-    o.s0 = h2f(b) * sc, o.m0 = -(h2f(b + 2) * m);
+    UnitRaw<QT_Q5_K> r;
+    unit_raw<QT_Q5_K>(row, u, r);
+    unit_int8_raw<QT_Q5_K>(r, u, o);
 }
 
 template <> __device__ __forceinline__ void unit_int8<QT_Q6_K>(const uint8_t *row, int u, UnitI8 &o) {

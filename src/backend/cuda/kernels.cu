@@ -296,8 +296,8 @@ template <int T> __device__ __forceinline__ const uint8_t *chunk_src(const uint8
 }
 
 /* Quantized rows are read a warp-wide chunk at a time (32 units, contiguous bytes) with coalesced 32-bit
- * loads into shared memory, then each lane decodes its unit from there; float rows are read directly
- * (their units are 16-byte aligned). */
+ * loads into shared memory, then each lane decodes its unit from there; float rows, and Q4_K/Q5_K rows
+ * against 8-bit activations, are read directly (direct_rows below: their units are 16-byte aligned). */
 /* Up to CK_GEMV_MAX_OUT weights of one type and row length in one launch: weight i's rows are the
  * launch's rows end[i-1] .. end[i] (unused entries: end repeats the last), its results go to y[i]
  * (T, rows_i), plus bias[i] when set. */
@@ -335,19 +335,35 @@ __device__ __forceinline__ void gemv_chunk(ChunkRegs<CB> &r, uint8_t *stage, con
     }
 }
 
-/* Float rows (F32/F16/BF16, units 16-byte aligned) straight from global memory, R rows against the same
- * activations: each lane takes units lane, lane + 32, ... of every row, FU of them per round with all their
- * loads issued before the first is used (one unit at a time left a warp 2 KB in flight: the 7B down
- * projection ran at 60% of the bandwidth). Each acc[r] sums its units in order, as one at a time would. */
-template <int T, int NT, int R> struct FloatUnits {
-    static constexpr int all = T == QT_F32 ? 2 : NT >= 4 ? 2 : 4; /* units in flight per lane, all rows */
-    static constexpr int n = all / R > 0 ? all / R : 1;          /* per row */
+/* quantized weights meet 8-bit activations when there are some */
+template <int T> __host__ __device__ constexpr bool quantized_type() {
+    return T != QT_F32 && T != QT_F16 && T != QT_BF16;
+}
+
+/* Rows read straight from global memory, unit by unit (unit_raw), rather than staged through shared memory a
+ * chunk at a time: the float layouts, and Q4_K/Q5_K against 8-bit activations (their super-blocks keep
+ * 16-byte alignment, so a lane's unit is a few 16-byte loads; lanes of one super-block share its scale
+ * bytes and lanes of a sub-block pair their nibbles within the same load instruction). */
+template <int T, bool Q8> __host__ __device__ constexpr bool direct_rows() {
+    return !quantized_type<T>() || (Q8 && (T == QT_Q4_K || T == QT_Q5_K));
+}
+
+/* Direct rows, R rows against the same activations: each lane takes units lane, lane + 32, ... of every row,
+ * FU of them per round with all their loads issued before the first is used (one unit at a time left a
+ * warp 2 KB in flight: the 7B F16 down projection ran at 60% of the bandwidth). The first round's weight
+ * loads go out before pdl_begin. Each acc[r] sums its units in order, as one at a time would. */
+template <int T, int NT, int R> struct DirectUnits {
+    /* units in flight per lane, all rows: float rows 4 (F32 2; 2 against 4+ activation rows); Q4_K/Q5_K rows
+     * 2 alone (4 took 90 registers a thread, and the 7B O and down projections, a wave at 70, took 1.4),
+     * 2 a row for gate/up. H100, 7B Q4_K_M decode: 371 -> 397 tok/s with 2, 377 with 4, 391 with 3. */
+    static constexpr int all = T == QT_F32 ? 2 : NT >= 4 ? 2 : quantized_type<T>() && R == 1 ? 2 : 4;
+    static constexpr int n = all / R > 0 ? all / R : 1; /* per row */
 };
 
-template <int T, int NT, int R>
-__device__ __forceinline__ void gemv_float_rows(const uint8_t *const (&wr)[R], int units, int first, int step,
-                                                const float *x, int cols, float (&acc)[R][NT]) {
-    constexpr int FU = FloatUnits<T, NT, R>::n;
+template <int T, int NT, bool Q8, int R>
+__device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], int units, int first, int step,
+                                                 const float *x, const CkQ8 &xq, int cols, float (&acc)[R][NT]) {
+    constexpr int FU = DirectUnits<T, NT, R>::n;
     for (int u0 = first; u0 < units; u0 += FU * step) {
         UnitRaw<T> raw[R][FU];
 #pragma unroll
@@ -355,18 +371,28 @@ __device__ __forceinline__ void gemv_float_rows(const uint8_t *const (&wr)[R], i
 #pragma unroll
             for (int r = 0; r < R; r++)
                 if (u0 + k * step < units) unit_raw<T>(wr[r], u0 + k * step, raw[r][k]);
+        if (u0 == first) pdl_begin();
 #pragma unroll
         for (int k = 0; k < FU; k++) {
-            if (u0 + k * step >= units) break;
+            const int u = u0 + k * step;
+            if (u >= units) break;
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                float v[32];
-                unit_decode<T>(raw[r][k], v);
+                if constexpr (Q8) {
+                    UnitI8 wi;
+                    unit_int8_raw<T>(raw[r][k], u, wi);
 #pragma unroll
-                for (int t = 0; t < NT; t++) acc[r][t] += dot32(v, x + (size_t)t * cols, cols, u0 + k * step);
+                    for (int t = 0; t < NT; t++) acc[r][t] += dot_q8<T>(wi, xq, t, cols, u);
+                } else {
+                    float v[32];
+                    unit_decode<T>(raw[r][k], u, v);
+#pragma unroll
+                    for (int t = 0; t < NT; t++) acc[r][t] += dot32(v, x + (size_t)t * cols, cols, u);
+                }
             }
         }
     }
+    if (first >= units) pdl_begin();
 }
 
 /* Where row g of a multi-output launch goes: its weight's row, output and bias (selects, not an index: a
@@ -398,7 +424,7 @@ __device__ __forceinline__ GemvRow gemv_row(const GemvOuts &o, int g, size_t row
 template <int T, int NT, bool Q8, int KS, int RW>
 __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     gemv_kernel(GemvOuts o, size_t row_bytes, int cols, const float *x, CkQ8 xq, int accumulate) {
-    constexpr bool staged = T != QT_F32 && T != QT_F16 && T != QT_BF16;
+    constexpr bool staged = !direct_rows<T, Q8>();
     static_assert(KS == 1 || KS == GEMV_WARPS, "a row per warp, or a block per row");
     static_assert(RW == 1 || (RW == 2 && staged && KS == 1), "two rows a warp: staged rows of one chunk");
     constexpr int CB = staged ? Chunk<T>::bytes : 16;
@@ -440,9 +466,8 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
                 gemv_chunk<T, NT, Q8>(rb, stage[warp], wr, units, u0 + step, 2 * step, lane, x, xq, cols, acc[0]);
         }
     } else {
-        pdl_begin();
         const uint8_t *const rows1[1] = {r[0].w};
-        gemv_float_rows<T, NT, 1>(rows1, units, sub * WARP + lane, KS * WARP, x, cols, acc);
+        gemv_direct_rows<T, NT, Q8, 1>(rows1, units, sub * WARP + lane, KS * WARP, x, xq, cols, acc);
     }
 #pragma unroll
     for (int k = 0; k < RW; k++) {
@@ -479,7 +504,7 @@ template <int T, int NT, bool Q8, int RW>
 __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     gemv_swiglu_kernel(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, int rows, int cols, const float *x,
                        CkQ8 xq, float *y) {
-    constexpr bool staged = T != QT_F32 && T != QT_F16 && T != QT_BF16;
+    constexpr bool staged = !direct_rows<T, Q8>();
     static_assert(RW == 1 || (RW == 2 && staged), "two rows a warp: staged rows of one chunk");
     constexpr int CB = staged ? Chunk<T>::bytes : 16;
     __shared__ __align__(16) uint8_t stage[GEMV_WARPS][2][(CB + 15) / 16 * 16 + 16];
@@ -528,9 +553,8 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
             }
         }
     } else {
-        pdl_begin();
         const uint8_t *const rows2[2] = {rg, ru};
-        gemv_float_rows<T, NT, 2>(rows2, units, lane, WARP, x, cols, acc[0]);
+        gemv_direct_rows<T, NT, Q8, 2>(rows2, units, lane, WARP, x, xq, cols, acc[0]);
     }
 #pragma unroll
     for (int k = 0; k < RW; k++) {
@@ -549,11 +573,6 @@ static CkQ8 q8_rows(const CkQ8 &q, int t0, int n) {
     return CkQ8{q.qs + (size_t)t0 * n, q.d + (size_t)t0 * (n / 32), q.sum + (size_t)t0 * (n / 32)};
 }
 
-/* quantized weights meet 8-bit activations when there are some */
-template <int T> constexpr bool quantized_type() {
-    return T != QT_F32 && T != QT_F16 && T != QT_BF16;
-}
-
 /* Staged rows of one chunk (up to 32 units) take two a warp (gemv_kernel's RW). H100, 0.5B (rows of 28
  * units): Q4_K_M decode 1,166 -> 1,190 tok/s, Q8_0 1,170 -> 1,195; the gate/up kernel went from 1.84 waves to
  * 0.66. */
@@ -570,8 +589,9 @@ static void gemv_swiglu_launch(const CkMat *g, const CkMat *u, const float *x, c
     float *ys = y + (size_t)t0 * rows;
     if constexpr (quantized_type<T>()) {
         if (xq && xq->qs) {
-            if (gemv_two_rows(cols / 32))
-                launch((gemv_swiglu_kernel<T, NT, true, 2>), blocks_for(rows, 2 * GEMV_WARPS), GEMV_WARPS * WARP, s, wg,
+            constexpr int RW = direct_rows<T, true>() ? 1 : 2; /* two one-chunk rows a warp: staged rows */
+            if (RW == 2 && gemv_two_rows(cols / 32))
+                launch((gemv_swiglu_kernel<T, NT, true, RW>), blocks_for(rows, RW * GEMV_WARPS), GEMV_WARPS * WARP, s, wg,
                        wu, g->row_bytes, rows, cols, xs, q8_rows(*xq, t0, cols), ys);
             else
                 launch((gemv_swiglu_kernel<T, NT, true, 1>), blocks_for(rows, GEMV_WARPS), GEMV_WARPS * WARP, s, wg, wu,
@@ -642,8 +662,9 @@ static void gemv_launch(GemvOuts o, size_t row_bytes, int cols, const float *x, 
     if constexpr (quantized_type<T>()) {
         if (xq && xq->qs) {
             const CkQ8 q = q8_rows(*xq, t0, cols);
-            if (gemv_two_rows(cols / 32))
-                launch((gemv_kernel<T, NT, true, 1, 2>), blocks_for(rows, 2 * GEMV_WARPS), GEMV_WARPS * WARP, s, o,
+            constexpr int RW = direct_rows<T, true>() ? 1 : 2; /* two one-chunk rows a warp: staged rows */
+            if (RW == 2 && gemv_two_rows(cols / 32))
+                launch((gemv_kernel<T, NT, true, 1, RW>), blocks_for(rows, RW * GEMV_WARPS), GEMV_WARPS * WARP, s, o,
                        row_bytes, cols, xs, q, accumulate);
             else if (gemv_quant_split(cols / 32, rows) == GEMV_WARPS)
                 launch((gemv_kernel<T, NT, true, GEMV_WARPS, 1>), rows, GEMV_WARPS * WARP, s, o, row_bytes, cols, xs, q,
