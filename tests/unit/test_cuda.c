@@ -62,6 +62,19 @@ static void *to_dev(const void *h, size_t n) {
     return d;
 }
 
+/* A weight (rows as the file stores them, rb bytes each) on the device in the backend's row layout
+ * (ck_row_bytes, ck_put_rows: Q8_0 rows regrouped), with the same 16 bytes of padding. */
+static CkMat weight_on_dev(uint32_t type, const uint8_t *w, int64_t rows, int64_t cols, size_t rb) {
+    const size_t drb = ck_row_bytes(type, cols);
+    void *raw = to_dev(w, rb * rows), *d = NULL;
+    cudaMalloc(&d, drb * rows + 16);
+    CkMat m = {type, d, rows, cols, drb};
+    if (ck_put_rows(&m, 0, rows, raw, 0)) test_fail_at(__FILE__, __LINE__, "ck_put_rows %s failed", quant_name(type));
+    cudaDeviceSynchronize();
+    cudaFree(raw);
+    return m;
+}
+
 static void from_dev(void *h, const void *d, size_t n) {
     cudaDeviceSynchronize();
     cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost);
@@ -205,10 +218,10 @@ TEST(cuda_gemv_every_type) {
             for (int64_t i = 0; i < rows; i++) bias[i] = frand();
             for (int64_t i = 0; i < T * rows; i++) y0[i] = frand();
             float *xl = to_gemv_layout(x, T, (int)cols);
-            void *dw = to_dev(w, rb * rows), *dx = to_dev(xl, sizeof(float) * T * cols);
+            CkMat m = weight_on_dev(type, w, rows, cols, rb);
+            void *dw = (void *)m.data, *dx = to_dev(xl, sizeof(float) * T * cols);
             void *db = to_dev(bias, sizeof(float) * rows), *dy = to_dev(y0, sizeof(float) * T * rows);
             void *dd = to_dev(deq, sizeof(float) * rows * cols);
-            CkMat m = {type, dw, rows, cols, rb};
             const int accumulate = (int)(si % 2);
             ck_gemv(&m, dx, NULL, T, dy, si % 3 ? db : NULL, accumulate, 0);
             from_dev(y, dy, sizeof(float) * T * rows);
@@ -243,9 +256,9 @@ TEST(cuda_gemv_every_type) {
             const int q8 = type != QT_F32 && type != QT_F16 && type != QT_BF16;
             if (q8) {
                 dq = q8_to_dev(x, T, (int)cols, &xb8);
-                dw = to_dev(w, rb * rows), dx = to_dev(xl, sizeof(float) * T * cols);
+                m = weight_on_dev(type, w, rows, cols, rb);
+                dw = (void *)m.data, dx = to_dev(xl, sizeof(float) * T * cols);
                 db = to_dev(bias, sizeof(float) * rows), dy = to_dev(y0, sizeof(float) * T * rows);
-                m.data = dw;
                 ck_gemv(&m, dx, &dq, T, dy, si % 3 ? db : NULL, accumulate, 0);
                 from_dev(y, dy, sizeof(float) * T * rows);
                 cudaFree(dw), cudaFree(dx), cudaFree(db), cudaFree(dy);
@@ -267,10 +280,10 @@ TEST(cuda_gemv_every_type) {
             float *wf2 = malloc(sizeof(float) * rows * cols);
             for (int64_t r = 0; r < rows; r++) quant_dequantize_row(type, w2 + r * rb2, wf2 + r * cols, cols);
             for (int bits8 = 0; bits8 <= q8; bits8++) {
-                dw = to_dev(w, rb * rows);
-                void *dw2 = to_dev(w2, rb2 * rows);
+                CkMat g = weight_on_dev(type, w, rows, cols, rb), u = weight_on_dev(type, w2, rows, cols, rb2);
+                dw = (void *)g.data;
+                void *dw2 = (void *)u.data;
                 dx = to_dev(xl, sizeof(float) * T * cols), dy = to_dev(y0, sizeof(float) * T * rows);
-                CkMat g = {type, dw, rows, cols, rb}, u = {type, dw2, rows, cols, rb2};
                 const int ok = ck_gemv_swiglu(&g, &u, dx, bits8 ? &dq : NULL, T, dy, 0) == 0;
                 from_dev(y, dy, sizeof(float) * T * rows);
                 cudaFree(dw), cudaFree(dw2), cudaFree(dx), cudaFree(dy);
@@ -330,9 +343,9 @@ TEST(cuda_gemm_every_type) {
             for (int64_t i = 0; i < T * cols; i++) x[i] = frand();
             for (int64_t i = 0; i < rows; i++) bias[i] = frand();
             for (int64_t i = 0; i < T * rows; i++) y0[i] = frand();
-            void *dw = to_dev(w, rb * rows), *dx = to_dev(x, sizeof(float) * T * cols);
+            CkMat m = weight_on_dev(type, w, rows, cols, rb);
+            void *dw = (void *)m.data, *dx = to_dev(x, sizeof(float) * T * cols);
             void *db = to_dev(bias, sizeof(float) * rows), *dy = to_dev(y0, sizeof(float) * T * rows);
-            CkMat m = {type, dw, rows, cols, rb};
             /* half of the shapes with room for split partial sums */
             const size_t part_floats = si % 2 ? 0 : (size_t)CK_GEMM_MAX_SPLITS * T * rows;
             float *dpart = NULL;
@@ -390,7 +403,7 @@ static void three_make(Three *t, uint32_t type, const int64_t rows[3], int64_t c
         for (int64_t r = 0; r < rows[i]; r++) bias[r] = frand();
         t->db[i] = to_dev(bias, sizeof(float) * rows[i]);
         cudaMalloc(&t->dy[i], sizeof(float) * T * rows[i]), cudaMalloc(&t->dr[i], sizeof(float) * T * rows[i]);
-        t->m[i] = (CkMat){type, to_dev(t->w[i], rb * rows[i]), rows[i], cols, rb};
+        t->m[i] = weight_on_dev(type, t->w[i], rows[i], cols, rb);
         free(bias);
     }
 }
@@ -512,8 +525,8 @@ TEST(cuda_embed) {
         uint8_t *w = random_weight(type, rows, cols, &rb);
         int32_t tok[5] = {0, 49, 7, 7, 13};
         float *x = malloc(sizeof(float) * 5 * cols), *ref = malloc(sizeof(float) * cols);
-        void *dw = to_dev(w, rb * rows), *dt = to_dev(tok, sizeof tok), *dx = to_dev(x, sizeof(float) * 5 * cols);
-        CkMat m = {type, dw, rows, cols, rb};
+        CkMat m = weight_on_dev(type, w, rows, cols, rb);
+        void *dw = (void *)m.data, *dt = to_dev(tok, sizeof tok), *dx = to_dev(x, sizeof(float) * 5 * cols);
         ck_embed(&m, dt, 5, dx, 0);
         from_dev(x, dx, sizeof(float) * 5 * cols);
         cudaFree(dw), cudaFree(dt), cudaFree(dx);

@@ -621,6 +621,29 @@ static int list_uploads(CudaBackend *s, const Weights *w, Upload *u) {
     return n;
 }
 
+/* An upload's bytes on the device: matrices in the device's row layout (ck_row_bytes) */
+static size_t upload_bytes(const Upload *u) {
+    return u->mat ? ck_row_bytes(u->t->type, u->t->ne[0]) * (size_t)u->t->ne[1] : u->t->nbytes;
+}
+
+/* Regrouped weights go through a bounded device buffer, REGROUP_CHUNK bytes of file rows at a time. */
+#define REGROUP_CHUNK ((size_t)64 << 20)
+
+static int upload_regrouped(const Tensor *t, const CkMat *m, uint8_t **tmp) {
+    const size_t fb = t->nbytes / (size_t)t->ne[1];
+    const int64_t per = REGROUP_CHUNK / fb > 0 ? (int64_t)(REGROUP_CHUNK / fb) : 1;
+    if (!*tmp && cudaMalloc((void **)tmp, fb > REGROUP_CHUNK ? fb : REGROUP_CHUNK) != cudaSuccess) return -1;
+    for (int64_t r0 = 0; r0 < t->ne[1]; r0 += per) {
+        const int64_t n = t->ne[1] - r0 < per ? t->ne[1] - r0 : per;
+        /* the synchronous copy waits for the previous chunk's regrouping (both on the legacy stream) */
+        if (cudaMemcpy(*tmp, (const uint8_t *)t->data + (size_t)r0 * fb, (size_t)n * fb, cudaMemcpyHostToDevice) !=
+                cudaSuccess ||
+            ck_put_rows(m, r0, n, *tmp, 0))
+            return -1;
+    }
+    return cudaDeviceSynchronize() == cudaSuccess ? 0 : -1;
+}
+
 static int check_types(const Upload *u, int n, char *err, size_t errlen) {
     for (int i = 0; i < n; i++) {
         if (!u[i].mat) continue;
@@ -728,7 +751,7 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
 
     /* what it needs, against what the device has */
     size_t weight_bytes = 0;
-    for (int i = 0; i < n_up; i++) weight_bytes += align256(ups[i].t->nbytes);
+    for (int i = 0; i < n_up; i++) weight_bytes += align256(upload_bytes(&ups[i]));
     const size_t T = (size_t)opt->max_batch, widest = (size_t)(c->dim > s->q_dim ? c->dim : s->q_dim);
     s->widest_in = (int)(widest > (size_t)c->hidden_dim ? widest : (size_t)c->hidden_dim);
     /* the most rows a product (or a launch of several: Q, K and V; gate and up) has, the LM head aside (it
@@ -780,21 +803,29 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
         goto fail;
     }
     size_t off = 0;
+    uint8_t *regroup_tmp = NULL;
     for (int i = 0; i < n_up; i++) {
         const Tensor *t = ups[i].t;
         uint8_t *dst = s->weights + off;
-        if (cudaMemcpy(dst, t->data, t->nbytes, cudaMemcpyHostToDevice) != cudaSuccess) {
-            snprintf(err, errlen, "CUDA: uploading a weight failed");
-            goto fail;
-        }
+        int bad;
         if (ups[i].mat) {
-            *ups[i].mat = (CkMat){t->type, dst, t->ne[1], t->ne[0], t->nbytes / (size_t)t->ne[1]};
+            *ups[i].mat = (CkMat){t->type, dst, t->ne[1], t->ne[0], ck_row_bytes(t->type, t->ne[0])};
             const int product = ups[i].mat != &s->embd || w->output.data == w->token_embd.data;
             if ((t->type == QT_F32 || t->type == QT_F16) && product) s->graph_max_t = s->gemv_max_t;
         } else
             *ups[i].vec = (const float *)dst;
-        off += align256(t->nbytes);
+        if (ups[i].mat && ck_regrouped(t->type))
+            bad = upload_regrouped(t, ups[i].mat, &regroup_tmp);
+        else
+            bad = cudaMemcpy(dst, t->data, t->nbytes, cudaMemcpyHostToDevice) != cudaSuccess;
+        if (bad) {
+            cudaFree(regroup_tmp);
+            snprintf(err, errlen, "CUDA: uploading a weight failed");
+            goto fail;
+        }
+        off += align256(upload_bytes(&ups[i]));
     }
+    cudaFree(regroup_tmp);
     if (w->output.data == w->token_embd.data) s->output = s->embd;
 
     int failed = 0;

@@ -83,34 +83,64 @@ __host__ __device__ constexpr int quant_block_bytes_dev(int t) {
 }
 
 /* Values 32u .. 32u+31 of a row of type T into v. */
-template <int T> __device__ __forceinline__ void unit_load(const uint8_t *row, int u, float v[32]);
+template <int T> __device__ __forceinline__ void unit_load(const uint8_t *row, int u, int units, float v[32]);
 
-/* Units as raw 16-byte words, so that a kernel can have several units' loads in flight before it decodes any
- * (unit_raw, then unit_decode; unit_load is the two). The float layouts (F32: 8 words, F16/BF16: 4), and the
- * super-block layouts whose blocks keep 16-byte alignment, read straight from global memory: Q4_K (144
- * bytes: the block's first 16 bytes, d, dmin and the scales, then the 32 bytes of qs that hold the unit's
- * nibbles) and Q5_K (176 bytes: the same 16, the 32 bytes of high bits, the unit's 32 bytes of qs). */
+/* Regrouped rows. Q8_0 blocks (34 bytes) are only 2-byte aligned, so Q8_0 rows live on the device
+ * regrouped: part p of every block of a row (the parts below, in order) in one region, block after block,
+ * the regions one after another, the row padded to a multiple of 16 bytes (ck_row_bytes). The same bytes;
+ * a unit's values are then 16-byte aligned, and the GEMV reads them straight from global memory. Q8_0: qs
+ * (32 bytes at 2), d (2 at 0); in a row of U units, unit u's qs at 32u and its d at 32U + 2u. (Q6_K's
+ * 210-byte blocks regrouped the same way were slower in the GEMV: a unit is 64 bytes and two scales, so
+ * two units in flight took 80 registers a thread; the 7B down projection went from 25 to 41 us.) */
+__host__ __device__ constexpr bool regrouped(int t) {
+    return t == QT_Q8_0;
+}
+__host__ __device__ constexpr int regroup_parts(int t) {
+    return t == QT_Q8_0 ? 2 : 0;
+}
+/* part p's offset in the file's block, and its length */
+__host__ __device__ constexpr int regroup_off(int, int p) {
+    return p == 0 ? 2 : 0;
+}
+__host__ __device__ constexpr int regroup_len(int, int p) {
+    return p == 0 ? 32 : 2;
+}
+
+/* Units as raw words, so that a kernel can have several units' loads in flight before it decodes any
+ * (unit_raw, then unit_decode; unit_load is the two). The float layouts (F32: 8 16-byte words, F16/BF16: 4),
+ * the super-block layouts whose blocks keep 16-byte alignment, and the regrouped rows, read straight from
+ * global memory: Q4_K (144-byte blocks: the block's first 16 bytes, d, dmin and the scales, then the 32
+ * bytes of qs that hold the unit's nibbles), Q5_K (176: the same 16, the 32 bytes of high bits, the unit's 32
+ * bytes of qs), Q8_0 (the unit's 32 qs; d in s). Every unit function takes the row's length in
+ * units (the regrouped rows need it; the others ignore it). */
 template <int T> struct UnitRaw {
-    static constexpr int n = T == QT_F32 ? 8 : T == QT_Q4_K ? 3 : T == QT_Q5_K ? 5 : 4;
+    static constexpr int n = T == QT_F32 ? 8 : T == QT_Q4_K ? 3 : T == QT_Q5_K ? 5 : T == QT_Q8_0 ? 2 : 4;
     uint4 w[n];
+    uint32_t s;
 };
 
-template <int T> __device__ __forceinline__ void unit_raw(const uint8_t *row, int u, UnitRaw<T> &r) {
+template <int T> __device__ __forceinline__ void unit_raw(const uint8_t *row, int u, int, UnitRaw<T> &r) {
     const uint4 *p = (const uint4 *)(row + (size_t)u * (16 * UnitRaw<T>::n));
 #pragma unroll
     for (int i = 0; i < UnitRaw<T>::n; i++) r.w[i] = p[i];
 }
 
-template <> __device__ __forceinline__ void unit_raw<QT_Q4_K>(const uint8_t *row, int u, UnitRaw<QT_Q4_K> &r) {
+template <> __device__ __forceinline__ void unit_raw<QT_Q4_K>(const uint8_t *row, int u, int, UnitRaw<QT_Q4_K> &r) {
     const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ4_K);
     const uint4 *q = (const uint4 *)(b + 16 + 32 * ((u & 7) >> 1));
     r.w[0] = *(const uint4 *)b, r.w[1] = q[0], r.w[2] = q[1];
 }
 
-template <> __device__ __forceinline__ void unit_raw<QT_Q5_K>(const uint8_t *row, int u, UnitRaw<QT_Q5_K> &r) {
+template <> __device__ __forceinline__ void unit_raw<QT_Q5_K>(const uint8_t *row, int u, int, UnitRaw<QT_Q5_K> &r) {
     const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ5_K);
     const uint4 *h = (const uint4 *)(b + 16), *q = (const uint4 *)(b + 48 + 32 * ((u & 7) >> 1));
     r.w[0] = *(const uint4 *)b, r.w[1] = h[0], r.w[2] = h[1], r.w[3] = q[0], r.w[4] = q[1];
+}
+
+template <> __device__ __forceinline__ void unit_raw<QT_Q8_0>(const uint8_t *row, int u, int units, UnitRaw<QT_Q8_0> &r) {
+    const uint4 *q = (const uint4 *)(row + 32 * (size_t)u);
+    r.w[0] = q[0], r.w[1] = q[1];
+    r.s = ((const uint16_t *)(row + 32 * (size_t)units))[u];
 }
 
 /* the 8 words of a raw unit from word i on */
@@ -156,16 +186,16 @@ template <> __device__ __forceinline__ void unit_decode<QT_BF16>(const UnitRaw<Q
 }
 
 #define RAW_UNIT_LOAD(T)                                                                                    \
-    template <> __device__ __forceinline__ void unit_load<T>(const uint8_t *row, int u, float v[32]) {        \
+    template <> __device__ __forceinline__ void unit_load<T>(const uint8_t *row, int u, int units, float v[32]) { \
         UnitRaw<T> r;                                                                                         \
-        unit_raw<T>(row, u, r);                                                                               \
+        unit_raw<T>(row, u, units, r);                                                                        \
         unit_decode<T>(r, u, v);                                                                              \
     }
 RAW_UNIT_LOAD(QT_F32)
 RAW_UNIT_LOAD(QT_F16)
 RAW_UNIT_LOAD(QT_BF16)
 
-template <> __device__ __forceinline__ void unit_load<QT_Q4_0>(const uint8_t *row, int u, float v[32]) {
+template <> __device__ __forceinline__ void unit_load<QT_Q4_0>(const uint8_t *row, int u, int, float v[32]) {
     const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_0);
     const float d = h2f(b);
     uint32_t w[4];
@@ -178,7 +208,7 @@ template <> __device__ __forceinline__ void unit_load<QT_Q4_0>(const uint8_t *ro
     }
 }
 
-template <> __device__ __forceinline__ void unit_load<QT_Q4_1>(const uint8_t *row, int u, float v[32]) {
+template <> __device__ __forceinline__ void unit_load<QT_Q4_1>(const uint8_t *row, int u, int, float v[32]) {
     const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_1);
     const float d = h2f(b), m = h2f(b + 2);
     uint32_t w[4];
@@ -191,7 +221,7 @@ template <> __device__ __forceinline__ void unit_load<QT_Q4_1>(const uint8_t *ro
     }
 }
 
-template <> __device__ __forceinline__ void unit_load<QT_Q5_0>(const uint8_t *row, int u, float v[32]) {
+template <> __device__ __forceinline__ void unit_load<QT_Q5_0>(const uint8_t *row, int u, int, float v[32]) {
     const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_0);
     const float d = h2f(b);
     const uint32_t qh = (uint32_t)(b[2] | b[3] << 8) | (uint32_t)(b[4] | b[5] << 8) << 16;
@@ -207,7 +237,7 @@ template <> __device__ __forceinline__ void unit_load<QT_Q5_0>(const uint8_t *ro
     }
 }
 
-template <> __device__ __forceinline__ void unit_load<QT_Q5_1>(const uint8_t *row, int u, float v[32]) {
+template <> __device__ __forceinline__ void unit_load<QT_Q5_1>(const uint8_t *row, int u, int, float v[32]) {
     const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_1);
     const float d = h2f(b), m = h2f(b + 2);
     const uint32_t qh = (uint32_t)(b[4] | b[5] << 8) | (uint32_t)(b[6] | b[7] << 8) << 16;
@@ -221,16 +251,6 @@ template <> __device__ __forceinline__ void unit_load<QT_Q5_1>(const uint8_t *ro
         v[j] = d * (float)q0 + m;
         v[j + 16] = d * (float)q1 + m;
     }
-}
-
-template <> __device__ __forceinline__ void unit_load<QT_Q8_0>(const uint8_t *row, int u, float v[32]) {
-    const uint8_t *b = row + (size_t)u * sizeof(BlockQ8_0);
-    const float d = h2f(b);
-    uint32_t w[8];
-    load16_a2(b + 2, w);
-    load16_a2(b + 18, w + 4);
-#pragma unroll
-    for (int j = 0; j < 32; j++) v[j] = d * (float)(int8_t)byte_of(w, j);
 }
 
 /* K-quants: sub-block j = u % 8 of super-block u / 8. */
@@ -262,11 +282,20 @@ template <> __device__ __forceinline__ void unit_decode<QT_Q5_K>(const UnitRaw<Q
     }
 }
 
+template <> __device__ __forceinline__ void unit_decode<QT_Q8_0>(const UnitRaw<QT_Q8_0> &r, int, float v[32]) {
+    const float d = half_lo(r.s);
+    uint32_t w[8];
+    raw_words(r, 0, w);
+#pragma unroll
+    for (int j = 0; j < 32; j++) v[j] = d * (float)(int8_t)byte_of(w, j);
+}
+
+RAW_UNIT_LOAD(QT_Q8_0)
 RAW_UNIT_LOAD(QT_Q4_K)
 RAW_UNIT_LOAD(QT_Q5_K)
 #undef RAW_UNIT_LOAD
 
-template <> __device__ __forceinline__ void unit_load<QT_Q6_K>(const uint8_t *row, int u, float v[32]) {
+template <> __device__ __forceinline__ void unit_load<QT_Q6_K>(const uint8_t *row, int u, int, float v[32]) {
     const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ6_K);
     const int j = u & 7, half = j >> 2, k = j & 3;
     const float d = h2f(b + 208);
@@ -286,7 +315,7 @@ template <> __device__ __forceinline__ void unit_load<QT_Q6_K>(const uint8_t *ro
     }
 }
 
-template <> __device__ __forceinline__ void unit_load<QT_Q2_K>(const uint8_t *row, int u, float v[32]) {
+template <> __device__ __forceinline__ void unit_load<QT_Q2_K>(const uint8_t *row, int u, int, float v[32]) {
     const uint8_t *b = row + (size_t)(u >> 3) * 84;
     const int k = u & 7, h = k >> 2, s = k & 3;
     const float d = h2f(b + 80), dmin = h2f(b + 82);
@@ -301,7 +330,7 @@ template <> __device__ __forceinline__ void unit_load<QT_Q2_K>(const uint8_t *ro
     }
 }
 
-template <> __device__ __forceinline__ void unit_load<QT_Q3_K>(const uint8_t *row, int u, float v[32]) {
+template <> __device__ __forceinline__ void unit_load<QT_Q3_K>(const uint8_t *row, int u, int, float v[32]) {
     const uint8_t *b = row + (size_t)(u >> 3) * 110;
     const int k = u & 7, h = k >> 2, s = k & 3;
     float dl[2];
@@ -337,9 +366,9 @@ __device__ __forceinline__ int spread4(uint32_t b) {
     return (int)((b * 0x00204081u) & 0x01010101u);
 }
 
-template <int T> __device__ __forceinline__ void unit_int8(const uint8_t *row, int u, UnitI8 &o);
+template <int T> __device__ __forceinline__ void unit_int8(const uint8_t *row, int u, int units, UnitI8 &o);
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q4_0>(const uint8_t *row, int u, UnitI8 &o) {
+template <> __device__ __forceinline__ void unit_int8<QT_Q4_0>(const uint8_t *row, int u, int, UnitI8 &o) {
     const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_0);
     uint32_t q[4];
     load16_a2(b + 2, q);
@@ -348,7 +377,7 @@ template <> __device__ __forceinline__ void unit_int8<QT_Q4_0>(const uint8_t *ro
     o.s0 = h2f(b), o.m0 = -8.0f * o.s0;
 }
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q4_1>(const uint8_t *row, int u, UnitI8 &o) {
+template <> __device__ __forceinline__ void unit_int8<QT_Q4_1>(const uint8_t *row, int u, int, UnitI8 &o) {
     const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_1);
     uint32_t q[4];
     load16_a2(b + 4, q);
@@ -357,7 +386,7 @@ template <> __device__ __forceinline__ void unit_int8<QT_Q4_1>(const uint8_t *ro
     o.s0 = h2f(b), o.m0 = h2f(b + 2);
 }
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q5_0>(const uint8_t *row, int u, UnitI8 &o) {
+template <> __device__ __forceinline__ void unit_int8<QT_Q5_0>(const uint8_t *row, int u, int, UnitI8 &o) {
     const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_0);
     const uint32_t qh = (uint32_t)(b[2] | b[3] << 8) | (uint32_t)(b[4] | b[5] << 8) << 16;
     uint32_t q[4];
@@ -370,7 +399,7 @@ template <> __device__ __forceinline__ void unit_int8<QT_Q5_0>(const uint8_t *ro
     o.s0 = h2f(b), o.m0 = -16.0f * o.s0;
 }
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q5_1>(const uint8_t *row, int u, UnitI8 &o) {
+template <> __device__ __forceinline__ void unit_int8<QT_Q5_1>(const uint8_t *row, int u, int, UnitI8 &o) {
     const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_1);
     const uint32_t qh = (uint32_t)(b[4] | b[5] << 8) | (uint32_t)(b[6] | b[7] << 8) << 16;
     uint32_t q[4];
@@ -383,14 +412,8 @@ template <> __device__ __forceinline__ void unit_int8<QT_Q5_1>(const uint8_t *ro
     o.s0 = h2f(b), o.m0 = h2f(b + 2);
 }
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q8_0>(const uint8_t *row, int u, UnitI8 &o) {
-    const uint8_t *b = row + (size_t)u * sizeof(BlockQ8_0);
-    load16_a2(b + 2, (uint32_t *)o.w);
-    load16_a2(b + 18, (uint32_t *)o.w + 4);
-    o.s0 = h2f(b);
-}
-
-/* Q4_K/Q5_K as integers from raw words (unit_raw): the GEMV reads these straight from global memory. */
+/* The units unit_raw reads as integers from their raw words (the GEMV reads these straight from global
+ * memory). */
 template <int T> __device__ __forceinline__ void unit_int8_raw(const UnitRaw<T> &r, int u, UnitI8 &o);
 
 template <> __device__ __forceinline__ void unit_int8_raw<QT_Q4_K>(const UnitRaw<QT_Q4_K> &r, int u, UnitI8 &o) {
@@ -416,19 +439,30 @@ template <> __device__ __forceinline__ void unit_int8_raw<QT_Q5_K>(const UnitRaw
     o.s0 = half_lo(r.w[0].x) * sc, o.m0 = -(half_hi(r.w[0].x) * m);
 }
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q4_K>(const uint8_t *row, int u, UnitI8 &o) {
+template <> __device__ __forceinline__ void unit_int8_raw<QT_Q8_0>(const UnitRaw<QT_Q8_0> &r, int, UnitI8 &o) {
+    raw_words(r, 0, (uint32_t *)o.w);
+    o.s0 = half_lo(r.s);
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q4_K>(const uint8_t *row, int u, int, UnitI8 &o) {
     UnitRaw<QT_Q4_K> r;
-    unit_raw<QT_Q4_K>(row, u, r);
+    unit_raw<QT_Q4_K>(row, u, 0, r);
     unit_int8_raw<QT_Q4_K>(r, u, o);
 }
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q5_K>(const uint8_t *row, int u, UnitI8 &o) {
+template <> __device__ __forceinline__ void unit_int8<QT_Q5_K>(const uint8_t *row, int u, int, UnitI8 &o) {
     UnitRaw<QT_Q5_K> r;
-    unit_raw<QT_Q5_K>(row, u, r);
+    unit_raw<QT_Q5_K>(row, u, 0, r);
     unit_int8_raw<QT_Q5_K>(r, u, o);
 }
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q6_K>(const uint8_t *row, int u, UnitI8 &o) {
+template <> __device__ __forceinline__ void unit_int8<QT_Q8_0>(const uint8_t *row, int u, int units, UnitI8 &o) {
+    UnitRaw<QT_Q8_0> r;
+    unit_raw<QT_Q8_0>(row, u, units, r);
+    unit_int8_raw<QT_Q8_0>(r, u, o);
+}
+
+template <> __device__ __forceinline__ void unit_int8<QT_Q6_K>(const uint8_t *row, int u, int, UnitI8 &o) {
     const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ6_K);
     const int j = u & 7, half = j >> 2, k4 = j & 3;
     const float d = h2f(b + 208);
@@ -446,7 +480,7 @@ template <> __device__ __forceinline__ void unit_int8<QT_Q6_K>(const uint8_t *ro
     o.s0 = d * (float)sc[0], o.s1 = d * (float)sc[1];
 }
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q2_K>(const uint8_t *row, int u, UnitI8 &o) {
+template <> __device__ __forceinline__ void unit_int8<QT_Q2_K>(const uint8_t *row, int u, int, UnitI8 &o) {
     const uint8_t *b = row + (size_t)(u >> 3) * 84;
     const int k8 = u & 7, h = k8 >> 2, s = k8 & 3;
     const float d = h2f(b + 80), dmin = h2f(b + 82);
@@ -460,7 +494,7 @@ template <> __device__ __forceinline__ void unit_int8<QT_Q2_K>(const uint8_t *ro
     o.s1 = d * (float)(sc1 & 0x0F), o.m1 = -(dmin * (float)(sc1 >> 4));
 }
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q3_K>(const uint8_t *row, int u, UnitI8 &o) {
+template <> __device__ __forceinline__ void unit_int8<QT_Q3_K>(const uint8_t *row, int u, int, UnitI8 &o) {
     const uint8_t *b = row + (size_t)(u >> 3) * 110;
     const int k8 = u & 7, h = k8 >> 2, s = k8 & 3;
     float dl[2];

@@ -171,7 +171,7 @@ template <int T> __global__ void embed_kernel(const uint8_t *w, size_t row_bytes
     if (i >= (int64_t)n_tokens * units) return;
     const int t = (int)(i / units), u = (int)(i % units);
     float v[32];
-    unit_load<T>(w + (size_t)token[t] * row_bytes, u, v);
+    unit_load<T>(w + (size_t)token[t] * row_bytes, u, units, v);
     float4 *out = (float4 *)(x + (size_t)t * cols + (size_t)u * 32);
 #pragma unroll
     for (int k = 0; k < 8; k++) out[k] = make_float4(v[4 * k], v[4 * k + 1], v[4 * k + 2], v[4 * k + 3]);
@@ -186,7 +186,7 @@ template <int T> __global__ void dequant_kernel(const uint8_t *w, size_t row_byt
     const int64_t r = i / units;
     const int u = (int)(i % units);
     float v[32];
-    unit_load<T>(w + (size_t)r * row_bytes, u, v);
+    unit_load<T>(w + (size_t)r * row_bytes, u, units, v);
     const size_t off = (size_t)r * cols + (size_t)u * 32;
     if (half_out) { /* 16-byte stores (rows of a multiple of 32 values keep them aligned) */
         store_half32((uint4 *)((__half *)out + off), v);
@@ -222,6 +222,61 @@ extern "C" void ck_dequant(const CkMat *m, void *out, int half_out, cudaStream_t
         ORCD_FOR_EACH_DEVICE_TYPE(CASE)
 #undef CASE
     }
+}
+
+/* ---- weights into the device's row layout (dequant.cuh: regrouped rows) ---- */
+
+/* one thread per block of a row: each part of the file's block to its region */
+template <int T> __global__ void regroup_kernel(const uint8_t *src, uint8_t *dst, size_t row_bytes, int64_t rows,
+                                                int nb) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * nb) return;
+    const int64_t r = i / nb;
+    const int b = (int)(i % nb);
+    const uint8_t *sb = src + (size_t)r * nb * quant_block_bytes_dev(T) + (size_t)b * quant_block_bytes_dev(T);
+    uint8_t *dr = dst + (size_t)r * row_bytes;
+    size_t region = 0;
+#pragma unroll
+    for (int p = 0; p < regroup_parts(T); p++) {
+        const int off = regroup_off(T, p), len = regroup_len(T, p);
+        for (int k = 0; k < len; k++) dr[region + (size_t)len * b + k] = sb[off + k];
+        region += (size_t)len * nb;
+    }
+}
+
+static size_t file_row_bytes(uint32_t type, int64_t cols) {
+    switch (type) {
+#define CASE(Q) \
+    case Q:     \
+        return (size_t)(cols / quant_block_elems_dev(Q)) * quant_block_bytes_dev(Q);
+        ORCD_FOR_EACH_DEVICE_TYPE(CASE)
+#undef CASE
+    }
+    return 0;
+}
+
+extern "C" int ck_regrouped(uint32_t type) {
+    return regrouped((int)type);
+}
+
+extern "C" size_t ck_row_bytes(uint32_t type, int64_t cols) {
+    const size_t b = file_row_bytes(type, cols);
+    return regrouped((int)type) ? (b + 15) / 16 * 16 : b;
+}
+
+extern "C" int ck_put_rows(const CkMat *m, int64_t r0, int64_t n, const void *src, cudaStream_t s) {
+    uint8_t *dst = (uint8_t *)m->data + (size_t)r0 * m->row_bytes;
+    const size_t fb = file_row_bytes(m->type, m->cols);
+    if (!regrouped((int)m->type)) {
+        if (fb != m->row_bytes) return -1;
+        return cudaMemcpyAsync(dst, src, (size_t)n * fb, cudaMemcpyDeviceToDevice, s) == cudaSuccess ? 0 : -1;
+    }
+    if (cudaMemsetAsync(dst, 0, (size_t)n * m->row_bytes, s) != cudaSuccess) return -1; /* the padding */
+    const int nb = (int)(m->cols / 32); /* Q8_0, the one regrouped type */
+    const int64_t threads = n * nb;
+    regroup_kernel<QT_Q8_0><<<(unsigned)((threads + 127) / 128), 128, 0, s>>>((const uint8_t *)src, dst, m->row_bytes,
+                                                                              n, nb);
+    return cudaGetLastError() == cudaSuccess ? 0 : -1;
 }
 
 /* ---- fused dequantize-and-dot: one warp per weight row, NT activation rows per pass ---- */
@@ -316,6 +371,7 @@ template <int T, int NT, bool Q8, int CB>
 __device__ __forceinline__ void gemv_chunk(ChunkRegs<CB> &r, uint8_t *stage, const uint8_t *wr, int units, int u0,
                                            int ahead, int lane, const float *x, const CkQ8 &xq, int cols,
                                            float (&acc)[NT]) {
+    static_assert(!regrouped(T), "regrouped rows are read directly");
     __syncwarp();
     chunk_store(r, stage, chunk_bytes<T>(units, u0), lane);
     __syncwarp();
@@ -324,12 +380,12 @@ __device__ __forceinline__ void gemv_chunk(ChunkRegs<CB> &r, uint8_t *stage, con
     if (u >= units) return;
     if constexpr (Q8) {
         UnitI8 wi;
-        unit_int8<T>(stage, lane, wi);
+        unit_int8<T>(stage, lane, 0, wi);
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[t] += dot_q8<T>(wi, xq, t, cols, u);
     } else {
         float v[32];
-        unit_load<T>(stage, lane, v);
+        unit_load<T>(stage, lane, 0, v);
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[t] += dot32(v, x + (size_t)t * cols, cols, u);
     }
@@ -341,11 +397,12 @@ template <int T> __host__ __device__ constexpr bool quantized_type() {
 }
 
 /* Rows read straight from global memory, unit by unit (unit_raw), rather than staged through shared memory a
- * chunk at a time: the float layouts, and Q4_K/Q5_K against 8-bit activations (their super-blocks keep
- * 16-byte alignment, so a lane's unit is a few 16-byte loads; lanes of one super-block share its scale
- * bytes and lanes of a sub-block pair their nibbles within the same load instruction). */
+ * chunk at a time: the float layouts, the regrouped rows (Q8_0; dequant.cuh), and Q4_K/Q5_K against
+ * 8-bit activations (their super-blocks keep 16-byte alignment, so a lane's unit is a few 16-byte loads;
+ * lanes of one super-block share its scale bytes and lanes of a sub-block pair their nibbles within the
+ * same load instruction). */
 template <int T, bool Q8> __host__ __device__ constexpr bool direct_rows() {
-    return !quantized_type<T>() || (Q8 && (T == QT_Q4_K || T == QT_Q5_K));
+    return !quantized_type<T>() || regrouped(T) || (Q8 && (T == QT_Q4_K || T == QT_Q5_K));
 }
 
 /* Direct rows, R rows against the same activations: each lane takes units lane, lane + 32, ... of every row,
@@ -353,10 +410,14 @@ template <int T, bool Q8> __host__ __device__ constexpr bool direct_rows() {
  * warp 2 KB in flight: the 7B F16 down projection ran at 60% of the bandwidth). The first round's weight
  * loads go out before pdl_begin. Each acc[r] sums its units in order, as one at a time would. */
 template <int T, int NT, int R> struct DirectUnits {
-    /* units in flight per lane, all rows: float rows 4 (F32 2; 2 against 4+ activation rows); Q4_K/Q5_K rows
-     * 2 alone (4 took 90 registers a thread, and the 7B O and down projections, a wave at 70, took 1.4),
-     * 2 a row for gate/up. H100, 7B Q4_K_M decode: 371 -> 397 tok/s with 2, 377 with 4, 391 with 3. */
-    static constexpr int all = T == QT_F32 ? 2 : NT >= 4 ? 2 : quantized_type<T>() && R == 1 ? 2 : 4;
+    /* A round is n units a row, loaded, then used. Float rows: 4 units in all (F32 2; 2 against 4+ activation
+     * rows). Q4_K/Q5_K: 2 alone, 1 a row for gate/up (4 took 90 registers a thread and 1.4 waves for the 7B O
+     * and down projections; H100, 7B Q4_K_M decode 371 -> 397 tok/s with 2, 377 with 4). Regrouped Q8_0
+     * rows (pipe): one unit a row, and the next round's loads go out before the current round is used (two
+     * register sets): H200, 7B Q8_0 decode 300 -> 369 tok/s with 2-unit rounds, 390 pipelined; for Q4_K the
+     * pipelined rounds were slower (gate/up 27.2 -> 28.8 us). */
+    static constexpr bool pipe = regrouped(T);
+    static constexpr int all = pipe ? R : T == QT_F32 ? 2 : NT >= 4 ? 2 : quantized_type<T>() && R == 1 ? 2 : 4;
     static constexpr int n = all / R > 0 ? all / R : 1; /* per row */
 };
 
@@ -364,14 +425,15 @@ template <int T, int NT, bool Q8, int R>
 __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], int units, int first, int step,
                                                  const float *x, const CkQ8 &xq, int cols, float (&acc)[R][NT]) {
     constexpr int FU = DirectUnits<T, NT, R>::n;
-    for (int u0 = first; u0 < units; u0 += FU * step) {
-        UnitRaw<T> raw[R][FU];
+    /* the round of units u0, u0 + step, ... (FU of them) of every row */
+    auto load = [&](UnitRaw<T>(&raw)[R][FU], int u0) {
 #pragma unroll
         for (int k = 0; k < FU; k++)
 #pragma unroll
             for (int r = 0; r < R; r++)
-                if (u0 + k * step < units) unit_raw<T>(wr[r], u0 + k * step, raw[r][k]);
-        if (u0 == first) pdl_begin();
+                if (u0 + k * step < units) unit_raw<T>(wr[r], u0 + k * step, units, raw[r][k]);
+    };
+    auto use = [&](const UnitRaw<T>(&raw)[R][FU], int u0) {
 #pragma unroll
         for (int k = 0; k < FU; k++) {
             const int u = u0 + k * step;
@@ -391,8 +453,28 @@ __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], 
                 }
             }
         }
+    };
+    constexpr int R1 = FU; /* rounds are FU * step units apart */
+    if constexpr (DirectUnits<T, NT, R>::pipe) {
+        UnitRaw<T> ra[R][FU], rb[R][FU];
+        load(ra, first);
+        pdl_begin(); /* the first weights are on their way */
+        for (int u0 = first; u0 < units; u0 += 2 * R1 * step) {
+            load(rb, u0 + R1 * step);
+            use(ra, u0);
+            if (u0 + R1 * step >= units) break;
+            load(ra, u0 + 2 * R1 * step);
+            use(rb, u0 + R1 * step);
+        }
+    } else {
+        for (int u0 = first; u0 < units; u0 += R1 * step) {
+            UnitRaw<T> raw[R][FU];
+            load(raw, u0);
+            if (u0 == first) pdl_begin();
+            use(raw, u0);
+        }
+        if (first >= units) pdl_begin();
     }
-    if (first >= units) pdl_begin();
 }
 
 /* Where row g of a multi-output launch goes: its weight's row, output and bias (selects, not an index: a
@@ -788,7 +870,7 @@ __global__ void __launch_bounds__(TC_THREADS) gemm_tc_kernel(GemmOuts o, size_t 
             uint4 *dst = (uint4 *)(as + r * TC_LD + uu * 32);
             if (r0 + r < rows && u < units && u * 32 < k_end) {
                 float v[32];
-                unit_load<Q>(w + (size_t)(r0 + r) * row_bytes, u, v);
+                unit_load<Q>(w + (size_t)(r0 + r) * row_bytes, u, units, v);
                 store_half32(dst, v);
             } else {
 #pragma unroll

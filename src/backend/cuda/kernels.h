@@ -33,6 +33,15 @@ typedef struct CkMat {
     size_t row_bytes;
 } CkMat;
 
+/* Weights on the device: rows as the file stores them, except Q8_0 rows (34-byte blocks, only 2-byte
+ * aligned), which are regrouped so that every unit's values are 16-byte aligned (dequant.cuh).
+ * ck_row_bytes: a row's bytes on the device (CkMat.row_bytes; a regrouped row is padded to a multiple of
+ * 16). ck_put_rows: rows r0 .. r0 + n - 1 of m from src, n rows as the file stores them in device memory
+ * (a copy, or the regrouping); 0, or -1 when a launch or copy failed. */
+int ck_regrouped(uint32_t type);
+size_t ck_row_bytes(uint32_t type, int64_t cols);
+int ck_put_rows(const CkMat *m, int64_t r0, int64_t n, const void *src, cudaStream_t s);
+
 /* Activations quantized to 8 bits per block of 32 values, as the CPU's BlockQ8A (quant_q8a_quantize:
  * d = max|x| / 127, q = x / d rounded to nearest, sum = sum of q), for the GEMV kernels: quantized weights
  * meet them in integer dot products (dp4a) with the CPU's formulas (src/quant/dot.c). Row t of n values
