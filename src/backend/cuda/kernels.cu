@@ -406,13 +406,15 @@ template <int T, bool Q8> __host__ __device__ constexpr bool direct_rows() {
 }
 
 /* Direct rows, R rows against the same activations: each lane takes units lane, lane + 32, ... of every row,
- * FU of them per round with all their loads issued before the first is used (one unit at a time left a
+ * FU of them per round with all their loads issued before the first is used (and, for pipelined types, the
+ * next round's issued before this one is used; one unit at a time and no pipelining left a
  * warp 2 KB in flight: the 7B F16 down projection ran at 60% of the bandwidth). The first round's weight
  * loads go out before pdl_begin. Each acc[r] sums its units in order, as one at a time would. */
 template <int T, int NT, int R> struct DirectUnits {
     /* A round is n units a row, loaded, then used. Float rows: 4 units in all (F32 2; 2 against 4+ activation
-     * rows). Q4_K/Q5_K: 2 alone, 1 a row for gate/up (4 took 90 registers a thread and 1.4 waves for the 7B O
-     * and down projections; H100, 7B Q4_K_M decode 371 -> 397 tok/s with 2, 377 with 4). Regrouped Q8_0
+     * rows). Q4_K/Q5_K: 2 units alone, 2 a row for gate/up (rounds of 4 alone took 90 registers a thread and
+     * 1.4 waves for the 7B O and down projections; H100, 7B Q4_K_M decode 371 -> 397 tok/s with 2, 377 with
+     * 4). Regrouped Q8_0
      * rows (pipe): one unit a row, and the next round's loads go out before the current round is used (two
      * register sets): H200, 7B Q8_0 decode 300 -> 369 tok/s with 2-unit rounds, 390 pipelined; for Q4_K the
      * pipelined rounds were slower (gate/up 27.2 -> 28.8 us). */
