@@ -85,25 +85,37 @@ __host__ __device__ constexpr int quant_block_bytes_dev(int t) {
 /* Values 32u .. 32u+31 of a row of type T into v. */
 template <int T> __device__ __forceinline__ void unit_load(const uint8_t *row, int u, int units, float v[32]);
 
-/* Regrouped rows. Q8_0 blocks (34 bytes) are only 2-byte aligned, so Q8_0 rows live on the device
- * regrouped: part p of every block of a row (the parts below, in order) in one region, block after block,
- * the regions one after another, the row padded to a multiple of 16 bytes (ck_row_bytes). The same bytes;
- * a unit's values are then 16-byte aligned, and the GEMV reads them straight from global memory. Q8_0: qs
- * (32 bytes at 2), d (2 at 0); in a row of U units, unit u's qs at 32u and its d at 32U + 2u. (Q6_K's
- * 210-byte blocks regrouped the same way were slower in the GEMV: a unit is 64 bytes and two scales, so
- * two units in flight took 80 registers a thread; the 7B down projection went from 25 to 41 us.) */
+/* Regrouped rows. Q8_0 (34 bytes) and Q6_K (210) blocks are only 2-byte aligned, so their rows live on the
+ * device regrouped: part p of every block of a row (the parts below, in order) in one region, block after
+ * block, the regions one after another, the row padded to a multiple of 16 bytes (ck_row_bytes). The same
+ * bytes, so aligned that the GEMV reads a unit's bytes straight from global memory in a few loads.
+ * - Q8_0: qs (32 bytes), d (2); in a row of U units, unit u's qs at 32u and its d at 32U + 2u.
+ * - Q6_K, for 8-bit activations: by stripes. Stripe s of a block (s = 4h + q: half h of 128 values, l0 = 8q)
+ *   holds the 8 values l0 .. l0 + 7 of each of the half's four 32-value groups, i.e. the ql bytes
+ *   64h + l0 .. +7 (groups 0, 2: low and high nibbles) and 64h + 32 + l0 .. +7 (groups 1, 3) and the qh
+ *   bytes 32h + l0 .. +7 (two bits per group): 6 bits a value, 24 bytes, with their scales (sc[8h + q/2 +
+ *   2g], g = 0..3, one 4-byte word) and d. Parts: ql by stripes (16 bytes each), qh as stored (so 8 bytes a
+ *   stripe), the 16 scales as 4 words (word 2h + i: sc[8h + i + 2g], g = 0..3), d. A lane of the GEMV
+ *   takes stripe u (a 32-value unit in all but the order of its values) with a 16-, an 8-, a 4- and a
+ *   2-byte load. (Regrouped by 32-value units instead, 64 bytes of ql and qh a unit, two units in flight took
+ *   80 registers a thread and the 7B down projection went from 25 to 41 us.) */
 __host__ __device__ constexpr bool regrouped(int t) {
-    return t == QT_Q8_0;
+    return t == QT_Q8_0 || t == QT_Q6_K;
 }
 __host__ __device__ constexpr int regroup_parts(int t) {
-    return t == QT_Q8_0 ? 2 : 0;
+    return t == QT_Q8_0 ? 2 : t == QT_Q6_K ? 4 : 0;
 }
-/* part p's offset in the file's block, and its length */
-__host__ __device__ constexpr int regroup_off(int, int p) {
-    return p == 0 ? 2 : 0;
+/* part p's length in bytes per block */
+__host__ __device__ constexpr int regroup_len(int t, int p) {
+    return t == QT_Q8_0 ? (p == 0 ? 32 : 2) : p == 0 ? 128 : p == 1 ? 64 : p == 2 ? 16 : 2;
 }
-__host__ __device__ constexpr int regroup_len(int, int p) {
-    return p == 0 ? 32 : 2;
+/* where byte k of part p comes from in the file's block */
+__host__ __device__ constexpr int regroup_src(int t, int p, int k) {
+    return t == QT_Q8_0 ? (p == 0 ? 2 + k : k)
+           : p == 0 ? 64 * (k / 64) + 32 * (k % 16 / 8) + 8 * (k / 16 % 4) + k % 8 /* stripe k/16 */
+           : p == 1 ? 128 + k
+           : p == 2 ? 192 + 8 * (k / 8) + k / 4 % 2 + 2 * (k % 4) /* word k/4 = 2h + i, byte g = k%4 */
+                    : 208 + k;
 }
 
 /* Units as raw words, so that a kernel can have several units' loads in flight before it decodes any
@@ -114,7 +126,7 @@ __host__ __device__ constexpr int regroup_len(int, int p) {
  * bytes of qs), Q8_0 (the unit's 32 qs; d in s). Every unit function takes the row's length in
  * units (the regrouped rows need it; the others ignore it). */
 template <int T> struct UnitRaw {
-    static constexpr int n = T == QT_F32 ? 8 : T == QT_Q4_K ? 3 : T == QT_Q5_K ? 5 : T == QT_Q8_0 ? 2 : 4;
+    static constexpr int n = T == QT_F32 ? 8 : T == QT_Q4_K ? 3 : T == QT_Q5_K || T == QT_Q6_K ? 5 : T == QT_Q8_0 ? 2 : 4;
     uint4 w[n];
     uint32_t s;
 };
@@ -141,6 +153,50 @@ template <> __device__ __forceinline__ void unit_raw<QT_Q8_0>(const uint8_t *row
     const uint4 *q = (const uint4 *)(row + 32 * (size_t)u);
     r.w[0] = q[0], r.w[1] = q[1];
     r.s = ((const uint16_t *)(row + 32 * (size_t)units))[u];
+}
+
+/* Q6_K's unit u (values 32u ..; h = u % 8 / 4, group g = u % 4) from the regrouped row (U = units): its ql
+ * bytes from the half's 4 stripes (8 each), its 32 qh bytes, the half's two scale words and d, as w[0..1]
+ * (ql), w[2..3] (qh), w[4] (x, y: the scale words; z: d). */
+template <> __device__ __forceinline__ void unit_raw<QT_Q6_K>(const uint8_t *row, int u, int units, UnitRaw<QT_Q6_K> &r) {
+    const size_t nb = (size_t)units / 8, b = (size_t)(u >> 3);
+    const int h = (u >> 2) & 1, g = u & 3;
+    const uint8_t *ql = row + 16 * (8 * b + 4 * h) + 8 * (g & 1);
+    const uint2 a0 = *(const uint2 *)ql, a1 = *(const uint2 *)(ql + 16), a2 = *(const uint2 *)(ql + 32),
+                a3 = *(const uint2 *)(ql + 48);
+    r.w[0] = make_uint4(a0.x, a0.y, a1.x, a1.y), r.w[1] = make_uint4(a2.x, a2.y, a3.x, a3.y);
+    const uint4 *qh = (const uint4 *)(row + 128 * nb + 64 * b + 32 * h);
+    r.w[2] = qh[0], r.w[3] = qh[1];
+    const uint2 sc = *(const uint2 *)(row + 192 * nb + 16 * b + 8 * h);
+    r.w[4] = make_uint4(sc.x, sc.y, *(const uint16_t *)(row + 208 * nb + 2 * b), 0);
+}
+
+/* A Q6_K stripe (above) as read for 8-bit activations: ql (a.x, a.y: groups 0 and 2; a.z, a.w: 1 and 3),
+ * qh (b), the four scales (sc, byte g) and d (low half of d). */
+struct Q6Stripe {
+    uint4 a;
+    uint2 b;
+    uint32_t sc, d;
+};
+
+__device__ __forceinline__ void q6_stripe_raw(const uint8_t *row, int u, int units, Q6Stripe &s) {
+    const size_t nb = (size_t)units / 8, b = (size_t)(u >> 3);
+    const int h = (u >> 2) & 1, q = u & 3;
+    s.a = *(const uint4 *)(row + 16 * (size_t)u);
+    s.b = *(const uint2 *)(row + 128 * nb + 8 * (size_t)u);
+    s.sc = *(const uint32_t *)(row + 192 * nb + 16 * b + 4 * (2 * h + (q >> 1)));
+    s.d = *(const uint16_t *)(row + 208 * nb + 2 * b);
+}
+
+/* Group g's 8 values of a stripe as signed bytes q - 32 (two words) */
+__device__ __forceinline__ void q6_stripe_group(const Q6Stripe &s, int g, int w[2]) {
+    const uint32_t l[2] = {g & 1 ? s.a.z : s.a.x, g & 1 ? s.a.w : s.a.y}, h[2] = {s.b.x, s.b.y};
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const uint32_t lo = (g >> 1 ? l[i] >> 4 : l[i]) & 0x0F0F0F0Fu;
+        const uint32_t hi = (g == 0 ? h[i] << 4 : g == 1 ? h[i] << 2 : g == 2 ? h[i] : h[i] >> 2) & 0x30303030u;
+        w[i] = (int)__vsub4(lo | hi, 0x20202020u);
+    }
 }
 
 /* the 8 words of a raw unit from word i on */
@@ -293,27 +349,23 @@ template <> __device__ __forceinline__ void unit_decode<QT_Q8_0>(const UnitRaw<Q
 RAW_UNIT_LOAD(QT_Q8_0)
 RAW_UNIT_LOAD(QT_Q4_K)
 RAW_UNIT_LOAD(QT_Q5_K)
-#undef RAW_UNIT_LOAD
 
-template <> __device__ __forceinline__ void unit_load<QT_Q6_K>(const uint8_t *row, int u, int, float v[32]) {
-    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ6_K);
-    const int j = u & 7, half = j >> 2, k = j & 3;
-    const float d = h2f(b + 208);
-    const int8_t *sc = (const int8_t *)(b + 192) + 8 * half + 2 * k;
-    const float s0 = d * (float)sc[0], s1 = d * (float)sc[1];
+template <> __device__ __forceinline__ void unit_decode<QT_Q6_K>(const UnitRaw<QT_Q6_K> &r, int u, float v[32]) {
+    const int g = u & 3, lshift = 4 * (g >> 1), hshift = 2 * g;
+    const float d = half_lo(r.w[4].z);
+    const float s0 = d * (float)(int8_t)(r.w[4].x >> (8 * g)), s1 = d * (float)(int8_t)(r.w[4].y >> (8 * g));
     uint32_t ql[8], qh[8];
-    const uint8_t *pl = b + 64 * half + 32 * (k & 1);
-    load16_a2(pl, ql);
-    load16_a2(pl + 16, ql + 4);
-    load16_a2(b + 128 + 32 * half, qh);
-    load16_a2(b + 128 + 32 * half + 16, qh + 4);
-    const int lshift = 4 * (k >> 1), hshift = 2 * k;
+    raw_words(r, 0, ql);
+    raw_words(r, 2, qh);
 #pragma unroll
     for (int l = 0; l < 32; l++) {
         const int q = ((byte_of(ql, l) >> lshift) & 0x0F) | ((byte_of(qh, l) >> hshift) & 3) << 4;
         v[l] = (l < 16 ? s0 : s1) * (float)(q - 32);
     }
 }
+
+RAW_UNIT_LOAD(QT_Q6_K)
+#undef RAW_UNIT_LOAD
 
 template <> __device__ __forceinline__ void unit_load<QT_Q2_K>(const uint8_t *row, int u, int, float v[32]) {
     const uint8_t *b = row + (size_t)(u >> 3) * 84;
@@ -460,24 +512,6 @@ template <> __device__ __forceinline__ void unit_int8<QT_Q8_0>(const uint8_t *ro
     UnitRaw<QT_Q8_0> r;
     unit_raw<QT_Q8_0>(row, u, units, r);
     unit_int8_raw<QT_Q8_0>(r, u, o);
-}
-
-template <> __device__ __forceinline__ void unit_int8<QT_Q6_K>(const uint8_t *row, int u, int, UnitI8 &o) {
-    const uint8_t *b = row + (size_t)(u >> 3) * sizeof(BlockQ6_K);
-    const int j = u & 7, half = j >> 2, k4 = j & 3;
-    const float d = h2f(b + 208);
-    const int8_t *sc = (const int8_t *)(b + 192) + 8 * half + 2 * k4;
-    uint32_t ql[8], qh[8];
-    const uint8_t *pl = b + 64 * half + 32 * (k4 & 1);
-    load16_a2(pl, ql);
-    load16_a2(pl + 16, ql + 4);
-    load16_a2(b + 128 + 32 * half, qh);
-    load16_a2(b + 128 + 32 * half + 16, qh + 4);
-    const int lshift = 4 * (k4 >> 1), hshift = 2 * k4;
-#pragma unroll
-    for (int k = 0; k < 8; k++)
-        o.w[k] = (int)__vsub4(((ql[k] >> lshift) & 0x0F0F0F0Fu) | ((qh[k] >> hshift) & 0x03030303u) << 4, 0x20202020u);
-    o.s0 = d * (float)sc[0], o.s1 = d * (float)sc[1];
 }
 
 template <> __device__ __forceinline__ void unit_int8<QT_Q2_K>(const uint8_t *row, int u, int, UnitI8 &o) {

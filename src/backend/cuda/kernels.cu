@@ -150,6 +150,24 @@ __device__ __forceinline__ float dot_q8(const UnitI8 &w, const CkQ8 &q, int t, i
     return q.d[b] * r;
 }
 
+/* dot of a Q6_K stripe (dequant.cuh: values l0 .. l0 + 7 of the half's four groups) with 8-bit activation row
+ * t: group g's 8 values meet the same 8 of activation unit 8 * block + 4h + g */
+__device__ __forceinline__ float dot_q8_q6_stripe(const Q6Stripe &w, const CkQ8 &q, int t, int n, int u) {
+    const int h = (u >> 2) & 1, l0 = 8 * (u & 3), u0 = 8 * (u >> 3) + 4 * h;
+    const int8_t *qs = q.qs + (size_t)t * n + (l0 / 16) * (n / 2) + l0 % 16;
+    const float *d = q.d + (size_t)t * (n / 32);
+    float r = 0.0f;
+#pragma unroll
+    for (int g = 0; g < 4; g++) {
+        int wg[2];
+        q6_stripe_group(w, g, wg);
+        const int2 a = *(const int2 *)(qs + 16 * (u0 + g));
+        const int s = __dp4a(wg[1], a.y, __dp4a(wg[0], a.x, 0));
+        r += d[u0 + g] * (float)(int8_t)(w.sc >> (8 * g)) * (float)s;
+    }
+    return half_lo(w.d) * r;
+}
+
 extern "C" int ck_type_supported(uint32_t type) {
     switch (type) {
 #define CASE(T) case T:
@@ -238,8 +256,8 @@ template <int T> __global__ void regroup_kernel(const uint8_t *src, uint8_t *dst
     size_t region = 0;
 #pragma unroll
     for (int p = 0; p < regroup_parts(T); p++) {
-        const int off = regroup_off(T, p), len = regroup_len(T, p);
-        for (int k = 0; k < len; k++) dr[region + (size_t)len * b + k] = sb[off + k];
+        const int len = regroup_len(T, p);
+        for (int k = 0; k < len; k++) dr[region + (size_t)len * b + k] = sb[regroup_src(T, p, k)];
         region += (size_t)len * nb;
     }
 }
@@ -272,10 +290,12 @@ extern "C" int ck_put_rows(const CkMat *m, int64_t r0, int64_t n, const void *sr
         return cudaMemcpyAsync(dst, src, (size_t)n * fb, cudaMemcpyDeviceToDevice, s) == cudaSuccess ? 0 : -1;
     }
     if (cudaMemsetAsync(dst, 0, (size_t)n * m->row_bytes, s) != cudaSuccess) return -1; /* the padding */
-    const int nb = (int)(m->cols / 32); /* Q8_0, the one regrouped type */
-    const int64_t threads = n * nb;
-    regroup_kernel<QT_Q8_0><<<(unsigned)((threads + 127) / 128), 128, 0, s>>>((const uint8_t *)src, dst, m->row_bytes,
-                                                                              n, nb);
+    const int nb = (int)(m->cols / (m->type == QT_Q6_K ? 256 : 32));
+    const unsigned blocks = (unsigned)((n * nb + 127) / 128);
+    if (m->type == QT_Q6_K)
+        regroup_kernel<QT_Q6_K><<<blocks, 128, 0, s>>>((const uint8_t *)src, dst, m->row_bytes, n, nb);
+    else
+        regroup_kernel<QT_Q8_0><<<blocks, 128, 0, s>>>((const uint8_t *)src, dst, m->row_bytes, n, nb);
     return cudaGetLastError() == cudaSuccess ? 0 : -1;
 }
 
@@ -397,7 +417,7 @@ template <int T> __host__ __device__ constexpr bool quantized_type() {
 }
 
 /* Rows read straight from global memory, unit by unit (unit_raw), rather than staged through shared memory a
- * chunk at a time: the float layouts, the regrouped rows (Q8_0; dequant.cuh), and Q4_K/Q5_K against
+ * chunk at a time: the float layouts, the regrouped rows (Q8_0, Q6_K; dequant.cuh), and Q4_K/Q5_K against
  * 8-bit activations (their super-blocks keep 16-byte alignment, so a lane's unit is a few 16-byte loads;
  * lanes of one super-block share its scale bytes and lanes of a sub-block pair their nibbles within the
  * same load instruction). */
@@ -410,14 +430,22 @@ template <int T, bool Q8> __host__ __device__ constexpr bool direct_rows() {
  * next round's issued before this one is used; one unit at a time and no pipelining left a
  * warp 2 KB in flight: the 7B F16 down projection ran at 60% of the bandwidth). The first round's weight
  * loads go out before pdl_begin. Each acc[r] sums its units in order, as one at a time would. */
+/* What a direct row's unit is read into: its raw words, or for Q6_K against 8-bit activations its stripe */
+template <int T, bool Q8> struct DirectRaw {
+    using type = UnitRaw<T>;
+};
+template <> struct DirectRaw<QT_Q6_K, true> {
+    using type = Q6Stripe;
+};
+
 template <int T, int NT, int R> struct DirectUnits {
     /* A round is n units a row, loaded, then used. Float rows: 4 units in all (F32 2; 2 against 4+ activation
      * rows). Q4_K/Q5_K: 2 units alone, 2 a row for gate/up (rounds of 4 alone took 90 registers a thread and
      * 1.4 waves for the 7B O and down projections; H100, 7B Q4_K_M decode 371 -> 397 tok/s with 2, 377 with
-     * 4). Regrouped Q8_0
-     * rows (pipe): one unit a row, and the next round's loads go out before the current round is used (two
-     * register sets): H200, 7B Q8_0 decode 300 -> 369 tok/s with 2-unit rounds, 390 pipelined; for Q4_K the
-     * pipelined rounds were slower (gate/up 27.2 -> 28.8 us). */
+     * 4). Regrouped rows (Q8_0, Q6_K: pipe): one unit (Q6_K against 8-bit activations: one stripe) a row, and
+     * the next round's loads go out before the current round is used (two register sets): H200, 7B Q8_0
+     * decode 300 -> 369 tok/s with 2-unit rounds, 390 pipelined; for Q4_K the pipelined rounds were slower
+     * (gate/up 27.2 -> 28.8 us). */
     static constexpr bool pipe = regrouped(T);
     static constexpr int all = pipe ? R : T == QT_F32 ? 2 : NT >= 4 ? 2 : quantized_type<T>() && R == 1 ? 2 : 4;
     static constexpr int n = all / R > 0 ? all / R : 1; /* per row */
@@ -427,22 +455,29 @@ template <int T, int NT, bool Q8, int R>
 __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], int units, int first, int step,
                                                  const float *x, const CkQ8 &xq, int cols, float (&acc)[R][NT]) {
     constexpr int FU = DirectUnits<T, NT, R>::n;
+    using Raw = typename DirectRaw<T, Q8>::type;
     /* the round of units u0, u0 + step, ... (FU of them) of every row */
-    auto load = [&](UnitRaw<T>(&raw)[R][FU], int u0) {
+    auto load = [&](Raw(&raw)[R][FU], int u0) {
 #pragma unroll
         for (int k = 0; k < FU; k++)
 #pragma unroll
-            for (int r = 0; r < R; r++)
-                if (u0 + k * step < units) unit_raw<T>(wr[r], u0 + k * step, units, raw[r][k]);
+            for (int r = 0; r < R; r++) {
+                if (u0 + k * step >= units) continue;
+                if constexpr (Q8 && T == QT_Q6_K) q6_stripe_raw(wr[r], u0 + k * step, units, raw[r][k]);
+                else unit_raw<T>(wr[r], u0 + k * step, units, raw[r][k]);
+            }
     };
-    auto use = [&](const UnitRaw<T>(&raw)[R][FU], int u0) {
+    auto use = [&](const Raw(&raw)[R][FU], int u0) {
 #pragma unroll
         for (int k = 0; k < FU; k++) {
             const int u = u0 + k * step;
             if (u >= units) break;
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                if constexpr (Q8) {
+                if constexpr (Q8 && T == QT_Q6_K) {
+#pragma unroll
+                    for (int t = 0; t < NT; t++) acc[r][t] += dot_q8_q6_stripe(raw[r][k], xq, t, cols, u);
+                } else if constexpr (Q8) {
                     UnitI8 wi;
                     unit_int8_raw<T>(raw[r][k], u, wi);
 #pragma unroll
@@ -458,7 +493,7 @@ __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], 
     };
     constexpr int R1 = FU; /* rounds are FU * step units apart */
     if constexpr (DirectUnits<T, NT, R>::pipe) {
-        UnitRaw<T> ra[R][FU], rb[R][FU];
+        Raw ra[R][FU], rb[R][FU];
         load(ra, first);
         pdl_begin(); /* the first weights are on their way */
         for (int u0 = first; u0 < units; u0 += 2 * R1 * step) {
@@ -470,7 +505,7 @@ __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], 
         }
     } else {
         for (int u0 = first; u0 < units; u0 += R1 * step) {
-            UnitRaw<T> raw[R][FU];
+            Raw raw[R][FU];
             load(raw, u0);
             if (u0 == first) pdl_begin();
             use(raw, u0);
