@@ -85,11 +85,14 @@ __host__ __device__ constexpr int quant_block_bytes_dev(int t) {
 /* Values 32u .. 32u+31 of a row of type T into v. */
 template <int T> __device__ __forceinline__ void unit_load(const uint8_t *row, int u, int units, float v[32]);
 
-/* Regrouped rows. Q8_0 (34 bytes) and Q6_K (210) blocks are only 2-byte aligned, so their rows live on the
- * device regrouped: part p of every block of a row (the parts below, in order) in one region, block after
- * block, the regions one after another, the row padded to a multiple of 16 bytes (ck_row_bytes). The same
- * bytes, so aligned that the GEMV reads a unit's bytes straight from global memory in a few loads.
+/* Regrouped rows. The blocks of the 32-value layouts (18 to 34 bytes) and of Q6_K (210) are not 16-byte
+ * aligned, so their rows live on the device regrouped: part p of every block of a row (the parts below, in
+ * order) in one region, block after block, the regions one after another, the row padded to a multiple of
+ * 16 bytes (ck_row_bytes). The same bytes, so aligned that the GEMV reads a unit's bytes straight from
+ * global memory in a few loads.
  * - Q8_0: qs (32 bytes), d (2); in a row of U units, unit u's qs at 32u and its d at 32U + 2u.
+ * - Q4_0, Q4_1, Q5_0, Q5_1: qs (16 bytes), then qh (4; Q5_0, Q5_1), then d (2) or d and m (4): unit u's qs
+ *   at 16u, its qh at 16U + 4u, its d (and m) after them.
  * - Q6_K, for 8-bit activations: by stripes. Stripe s of a block (s = 4h + q: half h of 128 values, l0 = 8q)
  *   holds the 8 values l0 .. l0 + 7 of each of the half's four 32-value groups, i.e. the ql bytes
  *   64h + l0 .. +7 (groups 0, 2: low and high nibbles) and 64h + 32 + l0 .. +7 (groups 1, 3) and the qh
@@ -100,18 +103,26 @@ template <int T> __device__ __forceinline__ void unit_load(const uint8_t *row, i
  *   2-byte load. (Regrouped by 32-value units instead, 64 bytes of ql and qh a unit, two units in flight took
  *   80 registers a thread and the 7B down projection went from 25 to 41 us.) */
 __host__ __device__ constexpr bool regrouped(int t) {
-    return t == QT_Q8_0 || t == QT_Q6_K;
+    return t == QT_Q4_0 || t == QT_Q4_1 || t == QT_Q5_0 || t == QT_Q5_1 || t == QT_Q8_0 || t == QT_Q6_K;
 }
 __host__ __device__ constexpr int regroup_parts(int t) {
-    return t == QT_Q8_0 ? 2 : t == QT_Q6_K ? 4 : 0;
+    return t == QT_Q5_0 || t == QT_Q5_1 ? 3 : t == QT_Q6_K ? 4 : regrouped(t) ? 2 : 0;
 }
 /* part p's length in bytes per block */
 __host__ __device__ constexpr int regroup_len(int t, int p) {
-    return t == QT_Q8_0 ? (p == 0 ? 32 : 2) : p == 0 ? 128 : p == 1 ? 64 : p == 2 ? 16 : 2;
+    return t == QT_Q8_0   ? (p == 0 ? 32 : 2)
+           : t == QT_Q4_0 ? (p == 0 ? 16 : 2)
+           : t == QT_Q4_1 ? (p == 0 ? 16 : 4)
+           : t == QT_Q5_0 ? (p == 0 ? 16 : p == 1 ? 4 : 2)
+           : t == QT_Q5_1 ? (p == 0 ? 16 : 4)
+           : p == 0 ? 128 : p == 1 ? 64 : p == 2 ? 16 : 2;
 }
-/* where byte k of part p comes from in the file's block */
+/* where byte k of part p comes from in the file's block (../../quant.h's structs: d [, m] [, qh], qs) */
 __host__ __device__ constexpr int regroup_src(int t, int p, int k) {
-    return t == QT_Q8_0 ? (p == 0 ? 2 + k : k)
+    return t == QT_Q8_0 || t == QT_Q4_0 ? (p == 0 ? 2 + k : k)
+           : t == QT_Q4_1             ? (p == 0 ? 4 + k : k)
+           : t == QT_Q5_0             ? (p == 0 ? 6 + k : p == 1 ? 2 + k : k)
+           : t == QT_Q5_1             ? (p == 0 ? 8 + k : p == 1 ? 4 + k : k)
            : p == 0 ? 64 * (k / 64) + 32 * (k % 16 / 8) + 8 * (k / 16 % 4) + k % 8 /* stripe k/16 */
            : p == 1 ? 128 + k
            : p == 2 ? 192 + 8 * (k / 8) + k / 4 % 2 + 2 * (k % 4) /* word k/4 = 2h + i, byte g = k%4 */
@@ -126,9 +137,14 @@ __host__ __device__ constexpr int regroup_src(int t, int p, int k) {
  * bytes of qs), Q8_0 (the unit's 32 qs; d in s). Every unit function takes the row's length in
  * units (the regrouped rows need it; the others ignore it). */
 template <int T> struct UnitRaw {
-    static constexpr int n = T == QT_F32 ? 8 : T == QT_Q4_K ? 3 : T == QT_Q5_K || T == QT_Q6_K ? 5 : T == QT_Q8_0 ? 2 : 4;
+    static constexpr int n = T == QT_F32                                                         ? 8
+                             : T == QT_Q4_K                                                      ? 3
+                             : T == QT_Q5_K || T == QT_Q6_K                                      ? 5
+                             : T == QT_Q8_0                                                      ? 2
+                             : T == QT_Q4_0 || T == QT_Q4_1 || T == QT_Q5_0 || T == QT_Q5_1 ? 1
+                                                                                                 : 4;
     uint4 w[n];
-    uint32_t s;
+    uint32_t s, h; /* the scale (and minimum), the high bits (Q5_0, Q5_1) */
 };
 
 template <int T> __device__ __forceinline__ void unit_raw(const uint8_t *row, int u, int, UnitRaw<T> &r) {
@@ -153,6 +169,27 @@ template <> __device__ __forceinline__ void unit_raw<QT_Q8_0>(const uint8_t *row
     const uint4 *q = (const uint4 *)(row + 32 * (size_t)u);
     r.w[0] = q[0], r.w[1] = q[1];
     r.s = ((const uint16_t *)(row + 32 * (size_t)units))[u];
+}
+
+/* The regrouped 32-value layouts: qs (16 bytes), [qh (4)], d [and m] */
+template <int T> __device__ __forceinline__ void small_raw(const uint8_t *row, int u, int units, UnitRaw<T> &r) {
+    constexpr bool q5 = T == QT_Q5_0 || T == QT_Q5_1, dm = T == QT_Q4_1 || T == QT_Q5_1;
+    r.w[0] = *(const uint4 *)(row + 16 * (size_t)u);
+    const uint8_t *tail = row + 16 * (size_t)units;
+    if constexpr (q5) r.h = ((const uint32_t *)tail)[u], tail += 4 * (size_t)units;
+    r.s = dm ? ((const uint32_t *)tail)[u] : ((const uint16_t *)tail)[u];
+}
+template <> __device__ __forceinline__ void unit_raw<QT_Q4_0>(const uint8_t *row, int u, int units, UnitRaw<QT_Q4_0> &r) {
+    small_raw<QT_Q4_0>(row, u, units, r);
+}
+template <> __device__ __forceinline__ void unit_raw<QT_Q4_1>(const uint8_t *row, int u, int units, UnitRaw<QT_Q4_1> &r) {
+    small_raw<QT_Q4_1>(row, u, units, r);
+}
+template <> __device__ __forceinline__ void unit_raw<QT_Q5_0>(const uint8_t *row, int u, int units, UnitRaw<QT_Q5_0> &r) {
+    small_raw<QT_Q5_0>(row, u, units, r);
+}
+template <> __device__ __forceinline__ void unit_raw<QT_Q5_1>(const uint8_t *row, int u, int units, UnitRaw<QT_Q5_1> &r) {
+    small_raw<QT_Q5_1>(row, u, units, r);
 }
 
 /* Q6_K's unit u (values 32u ..; h = u % 8 / 4, group g = u % 4) from the regrouped row (U = units): its ql
@@ -251,63 +288,37 @@ RAW_UNIT_LOAD(QT_F32)
 RAW_UNIT_LOAD(QT_F16)
 RAW_UNIT_LOAD(QT_BF16)
 
-template <> __device__ __forceinline__ void unit_load<QT_Q4_0>(const uint8_t *row, int u, int, float v[32]) {
-    const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_0);
-    const float d = h2f(b);
-    uint32_t w[4];
-    load16_a2(b + 2, w);
+/* The 32-value layouts: value j (< 16) from the low nibble of byte j, value j + 16 from its high nibble, the
+ * fifth bit (Q5_0, Q5_1) from bit j of qh */
+template <int T> __device__ __forceinline__ void small_decode(const UnitRaw<T> &r, float v[32]) {
+    constexpr bool q5 = T == QT_Q5_0 || T == QT_Q5_1, dm = T == QT_Q4_1 || T == QT_Q5_1;
+    const float d = half_lo(r.s), m = dm ? half_hi(r.s) : -(q5 ? 16.0f : 8.0f) * d;
+    const uint32_t w[4] = {r.w[0].x, r.w[0].y, r.w[0].z, r.w[0].w};
 #pragma unroll
     for (int j = 0; j < 16; j++) {
         const int q = byte_of(w, j);
-        v[j] = d * (float)((q & 0x0F) - 8);
-        v[j + 16] = d * (float)((q >> 4) - 8);
-    }
-}
-
-template <> __device__ __forceinline__ void unit_load<QT_Q4_1>(const uint8_t *row, int u, int, float v[32]) {
-    const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_1);
-    const float d = h2f(b), m = h2f(b + 2);
-    uint32_t w[4];
-    load16_a2(b + 4, w);
-#pragma unroll
-    for (int j = 0; j < 16; j++) {
-        const int q = byte_of(w, j);
-        v[j] = d * (float)(q & 0x0F) + m;
-        v[j + 16] = d * (float)(q >> 4) + m;
-    }
-}
-
-template <> __device__ __forceinline__ void unit_load<QT_Q5_0>(const uint8_t *row, int u, int, float v[32]) {
-    const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_0);
-    const float d = h2f(b);
-    const uint32_t qh = (uint32_t)(b[2] | b[3] << 8) | (uint32_t)(b[4] | b[5] << 8) << 16;
-    uint32_t w[4];
-    load16_a2(b + 6, w);
-#pragma unroll
-    for (int j = 0; j < 16; j++) {
-        const int q = byte_of(w, j);
-        const int q0 = (q & 0x0F) | (int)((qh >> j) & 1) << 4;
-        const int q1 = (q >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
-        v[j] = d * (float)(q0 - 16);
-        v[j + 16] = d * (float)(q1 - 16);
-    }
-}
-
-template <> __device__ __forceinline__ void unit_load<QT_Q5_1>(const uint8_t *row, int u, int, float v[32]) {
-    const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_1);
-    const float d = h2f(b), m = h2f(b + 2);
-    const uint32_t qh = (uint32_t)(b[4] | b[5] << 8) | (uint32_t)(b[6] | b[7] << 8) << 16;
-    uint32_t w[4];
-    load16_a2(b + 8, w);
-#pragma unroll
-    for (int j = 0; j < 16; j++) {
-        const int q = byte_of(w, j);
-        const int q0 = (q & 0x0F) | (int)((qh >> j) & 1) << 4;
-        const int q1 = (q >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        const int q0 = (q & 0x0F) | (q5 ? (int)((r.h >> j) & 1) << 4 : 0);
+        const int q1 = (q >> 4) | (q5 ? (int)((r.h >> (j + 16)) & 1) << 4 : 0);
         v[j] = d * (float)q0 + m;
         v[j + 16] = d * (float)q1 + m;
     }
 }
+template <> __device__ __forceinline__ void unit_decode<QT_Q4_0>(const UnitRaw<QT_Q4_0> &r, int, float v[32]) {
+    small_decode<QT_Q4_0>(r, v);
+}
+template <> __device__ __forceinline__ void unit_decode<QT_Q4_1>(const UnitRaw<QT_Q4_1> &r, int, float v[32]) {
+    small_decode<QT_Q4_1>(r, v);
+}
+template <> __device__ __forceinline__ void unit_decode<QT_Q5_0>(const UnitRaw<QT_Q5_0> &r, int, float v[32]) {
+    small_decode<QT_Q5_0>(r, v);
+}
+template <> __device__ __forceinline__ void unit_decode<QT_Q5_1>(const UnitRaw<QT_Q5_1> &r, int, float v[32]) {
+    small_decode<QT_Q5_1>(r, v);
+}
+RAW_UNIT_LOAD(QT_Q4_0)
+RAW_UNIT_LOAD(QT_Q4_1)
+RAW_UNIT_LOAD(QT_Q5_0)
+RAW_UNIT_LOAD(QT_Q5_1)
 
 /* K-quants: sub-block j = u % 8 of super-block u / 8. */
 template <> __device__ __forceinline__ void unit_decode<QT_Q4_K>(const UnitRaw<QT_Q4_K> &r, int u, float v[32]) {
@@ -420,53 +431,33 @@ __device__ __forceinline__ int spread4(uint32_t b) {
 
 template <int T> __device__ __forceinline__ void unit_int8(const uint8_t *row, int u, int units, UnitI8 &o);
 
-template <> __device__ __forceinline__ void unit_int8<QT_Q4_0>(const uint8_t *row, int u, int, UnitI8 &o) {
-    const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_0);
-    uint32_t q[4];
-    load16_a2(b + 2, q);
-#pragma unroll
-    for (int k = 0; k < 4; k++) o.w[k] = (int)(q[k] & 0x0F0F0F0Fu), o.w[k + 4] = (int)((q[k] >> 4) & 0x0F0F0F0Fu);
-    o.s0 = h2f(b), o.m0 = -8.0f * o.s0;
-}
-
-template <> __device__ __forceinline__ void unit_int8<QT_Q4_1>(const uint8_t *row, int u, int, UnitI8 &o) {
-    const uint8_t *b = row + (size_t)u * sizeof(BlockQ4_1);
-    uint32_t q[4];
-    load16_a2(b + 4, q);
-#pragma unroll
-    for (int k = 0; k < 4; k++) o.w[k] = (int)(q[k] & 0x0F0F0F0Fu), o.w[k + 4] = (int)((q[k] >> 4) & 0x0F0F0F0Fu);
-    o.s0 = h2f(b), o.m0 = h2f(b + 2);
-}
-
-template <> __device__ __forceinline__ void unit_int8<QT_Q5_0>(const uint8_t *row, int u, int, UnitI8 &o) {
-    const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_0);
-    const uint32_t qh = (uint32_t)(b[2] | b[3] << 8) | (uint32_t)(b[4] | b[5] << 8) << 16;
-    uint32_t q[4];
-    load16_a2(b + 6, q);
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        o.w[k] = (int)(q[k] & 0x0F0F0F0Fu) | spread4(qh >> (4 * k) & 15) << 4;
-        o.w[k + 4] = (int)((q[k] >> 4) & 0x0F0F0F0Fu) | spread4(qh >> (16 + 4 * k) & 15) << 4;
-    }
-    o.s0 = h2f(b), o.m0 = -16.0f * o.s0;
-}
-
-template <> __device__ __forceinline__ void unit_int8<QT_Q5_1>(const uint8_t *row, int u, int, UnitI8 &o) {
-    const uint8_t *b = row + (size_t)u * sizeof(BlockQ5_1);
-    const uint32_t qh = (uint32_t)(b[4] | b[5] << 8) | (uint32_t)(b[6] | b[7] << 8) << 16;
-    uint32_t q[4];
-    load16_a2(b + 8, q);
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        o.w[k] = (int)(q[k] & 0x0F0F0F0Fu) | spread4(qh >> (4 * k) & 15) << 4;
-        o.w[k + 4] = (int)((q[k] >> 4) & 0x0F0F0F0Fu) | spread4(qh >> (16 + 4 * k) & 15) << 4;
-    }
-    o.s0 = h2f(b), o.m0 = h2f(b + 2);
-}
-
 /* The units unit_raw reads as integers from their raw words (the GEMV reads these straight from global
  * memory). */
 template <int T> __device__ __forceinline__ void unit_int8_raw(const UnitRaw<T> &r, int u, UnitI8 &o);
+
+/* The 32-value layouts: the nibbles (and fifth bits) as bytes; the offset (-8 d, -16 d) or m as the minimum */
+template <int T> __device__ __forceinline__ void small_int8_raw(const UnitRaw<T> &r, UnitI8 &o) {
+    constexpr bool q5 = T == QT_Q5_0 || T == QT_Q5_1, dm = T == QT_Q4_1 || T == QT_Q5_1;
+    const uint32_t q[4] = {r.w[0].x, r.w[0].y, r.w[0].z, r.w[0].w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        o.w[k] = (int)(q[k] & 0x0F0F0F0Fu), o.w[k + 4] = (int)((q[k] >> 4) & 0x0F0F0F0Fu);
+        if constexpr (q5) o.w[k] |= spread4(r.h >> (4 * k) & 15) << 4, o.w[k + 4] |= spread4(r.h >> (16 + 4 * k) & 15) << 4;
+    }
+    o.s0 = half_lo(r.s), o.m0 = dm ? half_hi(r.s) : -(q5 ? 16.0f : 8.0f) * o.s0;
+}
+template <> __device__ __forceinline__ void unit_int8_raw<QT_Q4_0>(const UnitRaw<QT_Q4_0> &r, int, UnitI8 &o) {
+    small_int8_raw<QT_Q4_0>(r, o);
+}
+template <> __device__ __forceinline__ void unit_int8_raw<QT_Q4_1>(const UnitRaw<QT_Q4_1> &r, int, UnitI8 &o) {
+    small_int8_raw<QT_Q4_1>(r, o);
+}
+template <> __device__ __forceinline__ void unit_int8_raw<QT_Q5_0>(const UnitRaw<QT_Q5_0> &r, int, UnitI8 &o) {
+    small_int8_raw<QT_Q5_0>(r, o);
+}
+template <> __device__ __forceinline__ void unit_int8_raw<QT_Q5_1>(const UnitRaw<QT_Q5_1> &r, int, UnitI8 &o) {
+    small_int8_raw<QT_Q5_1>(r, o);
+}
 
 template <> __device__ __forceinline__ void unit_int8_raw<QT_Q4_K>(const UnitRaw<QT_Q4_K> &r, int u, UnitI8 &o) {
     const int j = u & 7, shift = 4 * (j & 1);

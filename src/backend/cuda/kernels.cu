@@ -282,6 +282,13 @@ extern "C" size_t ck_row_bytes(uint32_t type, int64_t cols) {
     return regrouped((int)type) ? (b + 15) / 16 * 16 : b;
 }
 
+template <int T> static void regroup_rows(const CkMat *m, int64_t n, const uint8_t *src, uint8_t *dst, cudaStream_t s) {
+    if constexpr (regrouped(T)) {
+        const int nb = (int)(m->cols / quant_block_elems_dev(T));
+        regroup_kernel<T><<<(unsigned)((n * nb + 127) / 128), 128, 0, s>>>(src, dst, m->row_bytes, n, nb);
+    }
+}
+
 extern "C" int ck_put_rows(const CkMat *m, int64_t r0, int64_t n, const void *src, cudaStream_t s) {
     uint8_t *dst = (uint8_t *)m->data + (size_t)r0 * m->row_bytes;
     const size_t fb = file_row_bytes(m->type, m->cols);
@@ -290,12 +297,14 @@ extern "C" int ck_put_rows(const CkMat *m, int64_t r0, int64_t n, const void *sr
         return cudaMemcpyAsync(dst, src, (size_t)n * fb, cudaMemcpyDeviceToDevice, s) == cudaSuccess ? 0 : -1;
     }
     if (cudaMemsetAsync(dst, 0, (size_t)n * m->row_bytes, s) != cudaSuccess) return -1; /* the padding */
-    const int nb = (int)(m->cols / (m->type == QT_Q6_K ? 256 : 32));
-    const unsigned blocks = (unsigned)((n * nb + 127) / 128);
-    if (m->type == QT_Q6_K)
-        regroup_kernel<QT_Q6_K><<<blocks, 128, 0, s>>>((const uint8_t *)src, dst, m->row_bytes, n, nb);
-    else
-        regroup_kernel<QT_Q8_0><<<blocks, 128, 0, s>>>((const uint8_t *)src, dst, m->row_bytes, n, nb);
+    switch (m->type) {
+#define CASE(Q)                                                   \
+    case Q:                                                       \
+        regroup_rows<Q>(m, n, (const uint8_t *)src, dst, s);      \
+        break;
+        ORCD_FOR_EACH_DEVICE_TYPE(CASE)
+#undef CASE
+    }
     return cudaGetLastError() == cudaSuccess ? 0 : -1;
 }
 
@@ -417,7 +426,7 @@ template <int T> __host__ __device__ constexpr bool quantized_type() {
 }
 
 /* Rows read straight from global memory, unit by unit (unit_raw), rather than staged through shared memory a
- * chunk at a time: the float layouts, the regrouped rows (Q8_0, Q6_K; dequant.cuh), and Q4_K/Q5_K against
+ * chunk at a time: the float layouts, the regrouped rows (Q4_0 .. Q8_0, Q6_K; dequant.cuh), and Q4_K/Q5_K against
  * 8-bit activations (their super-blocks keep 16-byte alignment, so a lane's unit is a few 16-byte loads;
  * lanes of one super-block share its scale bytes and lanes of a sub-block pair their nibbles within the
  * same load instruction). */
@@ -442,7 +451,7 @@ template <int T, int NT, int R> struct DirectUnits {
     /* A round is n units a row, loaded, then used. Float rows: 4 units in all (F32 2; 2 against 4+ activation
      * rows). Q4_K/Q5_K: 2 units alone, 2 a row for gate/up (rounds of 4 alone took 90 registers a thread and
      * 1.4 waves for the 7B O and down projections; H100, 7B Q4_K_M decode 371 -> 397 tok/s with 2, 377 with
-     * 4). Regrouped rows (Q8_0, Q6_K: pipe): one unit (Q6_K against 8-bit activations: one stripe) a row, and
+     * 4). Regrouped rows (Q4_0 .. Q8_0, Q6_K: pipe): one unit (Q6_K against 8-bit activations: one stripe) a row, and
      * the next round's loads go out before the current round is used (two register sets): H200, 7B Q8_0
      * decode 300 -> 369 tok/s with 2-unit rounds, 390 pipelined; for Q4_K the pipelined rounds were slower
      * (gate/up 27.2 -> 28.8 us). */
