@@ -379,9 +379,9 @@ template <int T> __device__ __forceinline__ const uint8_t *chunk_src(const uint8
     return row + (size_t)u0 / (quant_block_elems_dev(T) == 256 ? 8 : 1) * quant_block_bytes_dev(T);
 }
 
-/* Quantized rows are read a warp-wide chunk at a time (32 units, contiguous bytes) with coalesced 32-bit
- * loads into shared memory, then each lane decodes its unit from there; float rows, and Q4_K/Q5_K rows
- * against 8-bit activations, are read directly (direct_rows below: their units are 16-byte aligned). */
+/* Staged rows (Q2_K, Q3_K; Q4_K/Q5_K against fp32 activations) are read a warp-wide chunk at a time (32
+ * units, contiguous bytes) with coalesced 32-bit loads into shared memory, then each lane decodes its unit
+ * from there; the others are read directly (direct_rows below: their units are 16-byte aligned). */
 /* Up to CK_GEMV_MAX_OUT weights of one type and row length in one launch: weight i's rows are the
  * launch's rows end[i-1] .. end[i] (unused entries: end repeats the last), its results go to y[i]
  * (T, rows_i), plus bias[i] when set. */
@@ -702,8 +702,8 @@ static CkQ8 q8_rows(const CkQ8 &q, int t0, int n) {
 }
 
 /* Staged rows of one chunk (up to 32 units) take two a warp (gemv_kernel's RW). H100, 0.5B (rows of 28
- * units): Q4_K_M decode 1,166 -> 1,190 tok/s, Q8_0 1,170 -> 1,195; the gate/up kernel went from 1.84 waves to
- * 0.66. */
+ * units, when its Q5_0 and Q8_0 rows were staged): Q4_K_M decode 1,166 -> 1,190 tok/s, Q8_0 1,170 -> 1,195;
+ * the gate/up kernel went from 1.84 waves to 0.66. */
 static int gemv_two_rows(int units) {
     return units <= WARP;
 }
@@ -774,7 +774,7 @@ static int sm_count() {
     return n;
 }
 
-/* Warps per staged row (8-bit activations): GEMV_WARPS when each has a chunk and a warp a row would leave
+/* Warps per quantized row (8-bit activations): GEMV_WARPS when each has a chunk and a warp a row would leave
  * fewer than 8 warps an SM (0.5B's down projection: 896 rows of 152 units, 9.0 -> 6.5 us under ncu; decode
  * 1,166 -> 1,213 tok/s on Q4_K_M), else 1 (the 7B shapes: more warps a row were slower there). */
 static int gemv_quant_split(int units, int rows) {

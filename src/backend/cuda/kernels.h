@@ -33,9 +33,9 @@ typedef struct CkMat {
     size_t row_bytes;
 } CkMat;
 
-/* Weights on the device: rows as the file stores them, except Q8_0 and Q6_K rows (34- and 210-byte blocks,
- * only 2-byte aligned), whose bytes are regrouped within the row so that the GEMV reads a unit in a few
- * aligned loads (dequant.cuh).
+/* Weights on the device: rows as the file stores them, except rows of the types whose blocks are not 16-byte
+ * aligned (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K: ck_regrouped), whose bytes are regrouped within the row so
+ * that the GEMV reads a unit in a few aligned loads (dequant.cuh).
  * ck_row_bytes: a row's bytes on the device (CkMat.row_bytes; a regrouped row is padded to a multiple of
  * 16). ck_put_rows: rows r0 .. r0 + n - 1 of m from src, n rows as the file stores them in device memory
  * (a copy, or the regrouping); 0, or -1 when a launch or copy failed. */
