@@ -28,12 +28,6 @@ __device__ __forceinline__ void load16_a2(const uint8_t *p, uint32_t w[4]) {
     for (int i = 0; i < 4; i++) w[i] = (uint32_t)h[2 * i] | (uint32_t)h[2 * i + 1] << 16;
 }
 
-/* 32 bytes from a 16-byte aligned address. */
-__device__ __forceinline__ void load32_a16(const uint8_t *p, uint32_t w[8]) {
-    const uint4 a = ((const uint4 *)p)[0], b = ((const uint4 *)p)[1];
-    w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
-}
-
 __device__ __forceinline__ int byte_of(const uint32_t *w, int i) {
     return (int)((w[i >> 2] >> (8 * (i & 3))) & 0xFF);
 }
@@ -134,8 +128,9 @@ __host__ __device__ constexpr int regroup_src(int t, int p, int k) {
  * the super-block layouts whose blocks keep 16-byte alignment, and the regrouped rows, read straight from
  * global memory: Q4_K (144-byte blocks: the block's first 16 bytes, d, dmin and the scales, then the 32
  * bytes of qs that hold the unit's nibbles), Q5_K (176: the same 16, the 32 bytes of high bits, the unit's 32
- * bytes of qs), Q8_0 (the unit's 32 qs; d in s). Every unit function takes the row's length in
- * units (the regrouped rows need it; the others ignore it). */
+ * bytes of qs), Q8_0 (the unit's 32 qs; d in s), Q4_0 .. Q5_1 (16 bytes of qs; d or d and m in s, the high
+ * bits in h), Q6_K (gathered from the stripes: unit_raw<QT_Q6_K>). Every unit function takes the row's
+ * length in units (the regrouped rows need it; the others ignore it). */
 template <int T> struct UnitRaw {
     static constexpr int n = T == QT_F32                                                         ? 8
                              : T == QT_Q4_K                                                      ? 3
@@ -165,7 +160,8 @@ template <> __device__ __forceinline__ void unit_raw<QT_Q5_K>(const uint8_t *row
     r.w[0] = *(const uint4 *)b, r.w[1] = h[0], r.w[2] = h[1], r.w[3] = q[0], r.w[4] = q[1];
 }
 
-template <> __device__ __forceinline__ void unit_raw<QT_Q8_0>(const uint8_t *row, int u, int units, UnitRaw<QT_Q8_0> &r) {
+template <>
+__device__ __forceinline__ void unit_raw<QT_Q8_0>(const uint8_t *row, int u, int units, UnitRaw<QT_Q8_0> &r) {
     const uint4 *q = (const uint4 *)(row + 32 * (size_t)u);
     r.w[0] = q[0], r.w[1] = q[1];
     r.s = ((const uint16_t *)(row + 32 * (size_t)units))[u];
@@ -179,23 +175,28 @@ template <int T> __device__ __forceinline__ void small_raw(const uint8_t *row, i
     if constexpr (q5) r.h = ((const uint32_t *)tail)[u], tail += 4 * (size_t)units;
     r.s = dm ? ((const uint32_t *)tail)[u] : ((const uint16_t *)tail)[u];
 }
-template <> __device__ __forceinline__ void unit_raw<QT_Q4_0>(const uint8_t *row, int u, int units, UnitRaw<QT_Q4_0> &r) {
+template <>
+__device__ __forceinline__ void unit_raw<QT_Q4_0>(const uint8_t *row, int u, int units, UnitRaw<QT_Q4_0> &r) {
     small_raw<QT_Q4_0>(row, u, units, r);
 }
-template <> __device__ __forceinline__ void unit_raw<QT_Q4_1>(const uint8_t *row, int u, int units, UnitRaw<QT_Q4_1> &r) {
+template <>
+__device__ __forceinline__ void unit_raw<QT_Q4_1>(const uint8_t *row, int u, int units, UnitRaw<QT_Q4_1> &r) {
     small_raw<QT_Q4_1>(row, u, units, r);
 }
-template <> __device__ __forceinline__ void unit_raw<QT_Q5_0>(const uint8_t *row, int u, int units, UnitRaw<QT_Q5_0> &r) {
+template <>
+__device__ __forceinline__ void unit_raw<QT_Q5_0>(const uint8_t *row, int u, int units, UnitRaw<QT_Q5_0> &r) {
     small_raw<QT_Q5_0>(row, u, units, r);
 }
-template <> __device__ __forceinline__ void unit_raw<QT_Q5_1>(const uint8_t *row, int u, int units, UnitRaw<QT_Q5_1> &r) {
+template <>
+__device__ __forceinline__ void unit_raw<QT_Q5_1>(const uint8_t *row, int u, int units, UnitRaw<QT_Q5_1> &r) {
     small_raw<QT_Q5_1>(row, u, units, r);
 }
 
 /* Q6_K's unit u (values 32u ..; h = u % 8 / 4, group g = u % 4) from the regrouped row (U = units): its ql
  * bytes from the half's 4 stripes (8 each), its 32 qh bytes, the half's two scale words and d, as w[0..1]
  * (ql), w[2..3] (qh), w[4] (x, y: the scale words; z: d). */
-template <> __device__ __forceinline__ void unit_raw<QT_Q6_K>(const uint8_t *row, int u, int units, UnitRaw<QT_Q6_K> &r) {
+template <>
+__device__ __forceinline__ void unit_raw<QT_Q6_K>(const uint8_t *row, int u, int units, UnitRaw<QT_Q6_K> &r) {
     const size_t nb = (size_t)units / 8, b = (size_t)(u >> 3);
     const int h = (u >> 2) & 1, g = u & 3;
     const uint8_t *ql = row + 16 * (8 * b + 4 * h) + 8 * (g & 1);
@@ -419,7 +420,7 @@ struct UnitI8 {
 };
 
 template <int T> struct Int8Traits {
-    static constexpr bool split = T == QT_Q2_K || T == QT_Q3_K || T == QT_Q6_K; /* two 16-value scales */
+    static constexpr bool split = T == QT_Q2_K || T == QT_Q3_K; /* two 16-value scales (Q6_K: dot_q8_q6_stripe) */
     static constexpr bool min = T == QT_Q4_0 || T == QT_Q4_1 || T == QT_Q5_0 || T == QT_Q5_1 || T == QT_Q2_K ||
                                 T == QT_Q4_K || T == QT_Q5_K;
 };
@@ -442,7 +443,10 @@ template <int T> __device__ __forceinline__ void small_int8_raw(const UnitRaw<T>
 #pragma unroll
     for (int k = 0; k < 4; k++) {
         o.w[k] = (int)(q[k] & 0x0F0F0F0Fu), o.w[k + 4] = (int)((q[k] >> 4) & 0x0F0F0F0Fu);
-        if constexpr (q5) o.w[k] |= spread4(r.h >> (4 * k) & 15) << 4, o.w[k + 4] |= spread4(r.h >> (16 + 4 * k) & 15) << 4;
+        if constexpr (q5) {
+            o.w[k] |= spread4(r.h >> (4 * k) & 15) << 4;
+            o.w[k + 4] |= spread4(r.h >> (16 + 4 * k) & 15) << 4;
+        }
     }
     o.s0 = half_lo(r.s), o.m0 = dm ? half_hi(r.s) : -(q5 ? 16.0f : 8.0f) * o.s0;
 }
@@ -497,12 +501,6 @@ template <> __device__ __forceinline__ void unit_int8<QT_Q5_K>(const uint8_t *ro
     UnitRaw<QT_Q5_K> r;
     unit_raw<QT_Q5_K>(row, u, 0, r);
     unit_int8_raw<QT_Q5_K>(r, u, o);
-}
-
-template <> __device__ __forceinline__ void unit_int8<QT_Q8_0>(const uint8_t *row, int u, int units, UnitI8 &o) {
-    UnitRaw<QT_Q8_0> r;
-    unit_raw<QT_Q8_0>(row, u, units, r);
-    unit_int8_raw<QT_Q8_0>(r, u, o);
 }
 
 template <> __device__ __forceinline__ void unit_int8<QT_Q2_K>(const uint8_t *row, int u, int, UnitI8 &o) {

@@ -426,19 +426,14 @@ template <int T> __host__ __device__ constexpr bool quantized_type() {
 }
 
 /* Rows read straight from global memory, unit by unit (unit_raw), rather than staged through shared memory a
- * chunk at a time: the float layouts, the regrouped rows (Q4_0 .. Q8_0, Q6_K; dequant.cuh), and Q4_K/Q5_K against
- * 8-bit activations (their super-blocks keep 16-byte alignment, so a lane's unit is a few 16-byte loads;
+ * chunk at a time: the float layouts, the regrouped rows (Q4_0 .. Q8_0, Q6_K; dequant.cuh), and Q4_K/Q5_K
+ * against 8-bit activations (their super-blocks keep 16-byte alignment, so a lane's unit is a few 16-byte loads;
  * lanes of one super-block share its scale bytes and lanes of a sub-block pair their nibbles within the
  * same load instruction). */
 template <int T, bool Q8> __host__ __device__ constexpr bool direct_rows() {
     return !quantized_type<T>() || regrouped(T) || (Q8 && (T == QT_Q4_K || T == QT_Q5_K));
 }
 
-/* Direct rows, R rows against the same activations: each lane takes units lane, lane + 32, ... of every row,
- * FU of them per round with all their loads issued before the first is used (and, for pipelined types, the
- * next round's issued before this one is used; one unit at a time and no pipelining left a
- * warp 2 KB in flight: the 7B F16 down projection ran at 60% of the bandwidth). The first round's weight
- * loads go out before pdl_begin. Each acc[r] sums its units in order, as one at a time would. */
 /* What a direct row's unit is read into: its raw words, or for Q6_K against 8-bit activations its stripe */
 template <int T, bool Q8> struct DirectRaw {
     using type = UnitRaw<T>;
@@ -451,15 +446,20 @@ template <int T, int NT, int R> struct DirectUnits {
     /* A round is n units a row, loaded, then used. Float rows: 4 units in all (F32 2; 2 against 4+ activation
      * rows). Q4_K/Q5_K: 2 units alone, 2 a row for gate/up (rounds of 4 alone took 90 registers a thread and
      * 1.4 waves for the 7B O and down projections; H100, 7B Q4_K_M decode 371 -> 397 tok/s with 2, 377 with
-     * 4). Regrouped rows (Q4_0 .. Q8_0, Q6_K: pipe): one unit (Q6_K against 8-bit activations: one stripe) a row, and
-     * the next round's loads go out before the current round is used (two register sets): H200, 7B Q8_0
-     * decode 300 -> 369 tok/s with 2-unit rounds, 390 pipelined; for Q4_K the pipelined rounds were slower
-     * (gate/up 27.2 -> 28.8 us). */
+     * 4). Regrouped rows (Q4_0 .. Q8_0, Q6_K: pipe): one unit (Q6_K against 8-bit activations: one
+     * stripe) a row, and the next round's loads go out before the current round is used (two register sets):
+     * H200, 7B Q8_0 decode 300 -> 369 tok/s with 2-unit rounds, 390 pipelined; for Q4_K the pipelined rounds
+     * were slower (gate/up 27.2 -> 28.8 us; H100, single rows: 7B Q4_K_M 407 -> 403). */
     static constexpr bool pipe = regrouped(T);
     static constexpr int all = pipe ? R : T == QT_F32 ? 2 : NT >= 4 ? 2 : quantized_type<T>() && R == 1 ? 2 : 4;
     static constexpr int n = all / R > 0 ? all / R : 1; /* per row */
 };
 
+/* Direct rows, R rows against the same activations: each lane takes units lane, lane + 32, ... of every row,
+ * FU of them per round with all their loads issued before the first is used (and, for pipelined types, the
+ * next round's issued before this one is used; one unit at a time and no pipelining left a
+ * warp 2 KB in flight: the 7B F16 down projection ran at 60% of the bandwidth). The first round's weight
+ * loads go out before pdl_begin. Each acc[r] sums its units in order, as one at a time would. */
 template <int T, int NT, bool Q8, int R>
 __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], int units, int first, int step,
                                                  const float *x, const CkQ8 &xq, int cols, float (&acc)[R][NT]) {
