@@ -545,16 +545,20 @@ TEST(cuda_embed) {
 TEST(cuda_rmsnorm_swiglu) {
     NEED_DEVICE();
     const int dims[] = {1, 31, 64, 896, 3584, 5000};
+    /* 3 rows: a row's norm sliced over several blocks (dims over 256); 300: a block a row */
+    const int Ts[] = {3, 300};
     double worst = 0;
-    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
-        const int dim = dims[di], T = 3;
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0] * 2; di++) {
+        const int dim = dims[di / 2], T = Ts[di % 2];
         float *x = malloc(sizeof(float) * T * dim), *w = malloc(sizeof(float) * dim);
         float *y = malloc(sizeof(float) * T * dim), *ref = malloc(sizeof(float) * dim);
         for (int i = 0; i < T * dim; i++) x[i] = 10.0f * frand();
         for (int i = 0; i < dim; i++) w[i] = 5.0f * frand();
-        int32_t src[3] = {2, 0, 2};
+        int32_t *src = malloc(sizeof(int32_t) * T); /* rows gathered out of order, one twice */
+        for (int t = 0; t < T; t++) src[t] = (7 * t + 2) % T;
+        src[T - 1] = src[0];
         void *dx = to_dev(x, sizeof(float) * T * dim), *dw = to_dev(w, sizeof(float) * dim);
-        void *dy = to_dev(y, sizeof(float) * T * dim), *ds = to_dev(src, sizeof src);
+        void *dy = to_dev(y, sizeof(float) * T * dim), *ds = to_dev(src, sizeof(int32_t) * T);
         /* the GEMV input layout first (then y back row-major for the swiglu below), and its conversion */
         CkQ8 dq = {0};
         float *rm = malloc(sizeof(float) * T * dim);
@@ -569,7 +573,7 @@ TEST(cuda_rmsnorm_swiglu) {
                 for (int t = 0; t < T; t++)
                     for (int i = 0; i < dim; i++) rm[t * dim + i] = y[t * dim + gemv_at(i, dim)];
                 const int bad = q8_dev_matches(&dq, rm, T, dim);
-                if (bad) FAIL("ck_rmsnorm dim %d: 8-bit unit %d differs from quant_q8a_quantize", dim, bad - 1);
+                if (bad) FAIL("ck_rmsnorm dim %d T %d: 8-bit unit %d differs from quant_q8a_quantize", dim, T, bad - 1);
             }
             for (int t = 0; t < T; t++) {
                 op_rmsnorm(ref, x + (size_t)src[t] * dim, w, dim, 1e-6f);
@@ -577,7 +581,7 @@ TEST(cuda_rmsnorm_swiglu) {
                     const float got = y[t * dim + (layout ? gemv_at(i, dim) : (size_t)i)];
                     const double err = fabs(got - ref[i]), tol = 2e-6 * fabs(ref[i]) + 1e-6;
                     if (err / tol > worst) worst = err / tol;
-                    if (err > tol) FAIL("ck_rmsnorm dim %d layout %d row %d value %d: %g, expected %g", dim, layout, t, i, got, ref[i]);
+                    if (err > tol) FAIL("ck_rmsnorm dim %d T %d layout %d row %d value %d: %g, expected %g", dim, T, layout, t, i, got, ref[i]);
                 }
             }
         }
@@ -603,7 +607,7 @@ TEST(cuda_rmsnorm_swiglu) {
         for (int i = 0; i < T * dim; i++)
             if (fabsf(x[i] - g[i]) > 2e-6f * fabsf(g[i]) + 1e-6f) FAIL("ck_swiglu value %d: %g, expected %g", i, x[i], g[i]);
         cudaFree(dx), cudaFree(dw), cudaFree(dy), cudaFree(ds);
-        free(x), free(w), free(y), free(ref), free(g);
+        free(x), free(w), free(y), free(ref), free(g), free(src);
     }
     fprintf(stderr, "  rmsnorm: worst error %.3f of the tolerance\n", worst);
 }

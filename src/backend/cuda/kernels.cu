@@ -1068,34 +1068,51 @@ extern "C" void ck_swiglu(float *gate, const float *up, size_t n, cudaStream_t s
     launch(swiglu_kernel, blocks_for((int64_t)n, 256), 256, s, gate, up, n);
 }
 
-#define RMS_V 8 /* values per thread per round of an RMSNorm row: their loads in flight together */
-
-__device__ __forceinline__ void rms_load(float v[RMS_V], const float *xr, int i0, int dim) {
+/* V values a thread in flight together: a round of an RMSNorm row */
+template <int V> __device__ __forceinline__ void rms_load(float (&v)[V], const float *xr, int i0, int dim) {
 #pragma unroll
-    for (int k = 0; k < RMS_V; k++) v[k] = i0 + k * (int)blockDim.x < dim ? xr[i0 + k * blockDim.x] : 0.0f;
+    for (int k = 0; k < V; k++) v[k] = i0 + k * (int)blockDim.x < dim ? xr[i0 + k * blockDim.x] : 0.0f;
 }
 
+/* RMSNorm of row blockIdx.y. One block a row (gridDim.x == 1), or sliced: block b writes values b * blockDim.x
+ * + threadIdx.x, each block reading the whole row for its sum of squares. A step of few entries is sliced:
+ * each block's chain is one read, one barrier and one write, where one block a row re-read the row and
+ * quantized its units a warp at a time in turn (the 7B row: 112 units, 32 warps). */
+template <int V>
 __global__ void rmsnorm_kernel(const float *x, const int32_t *src, const float *w, float *y, int dim, float eps,
                                int gemv_layout, CkQ8 q) {
-    float wv[RMS_V]; /* the weights of the first round, loaded while the previous kernel finishes */
-    rms_load(wv, w, threadIdx.x, dim);
+    const bool sliced = gridDim.x > 1;
+    const int row = blockIdx.y, step = V * blockDim.x, lane = threadIdx.x % WARP;
+    const int mine = blockIdx.x * blockDim.x + threadIdx.x; /* a sliced block's value */
+    float wv[V]; /* the weights of the first round (sliced: the block's own), loaded while the previous kernel finishes */
+    if (sliced) wv[0] = mine < dim ? w[mine] : 0.0f;
+    else rms_load(wv, w, threadIdx.x, dim);
     pdl_begin();
-    const int row = blockIdx.x, step = RMS_V * blockDim.x, lane = threadIdx.x % WARP;
     const float *xr = x + (size_t)(src ? src[row] : row) * dim;
-    float ss = 0.0f, v[RMS_V];
+    float ss = 0.0f, v[V], own = 0.0f;
     for (int i0 = threadIdx.x; i0 < dim; i0 += step) {
         rms_load(v, xr, i0, dim);
 #pragma unroll
-        for (int k = 0; k < RMS_V; k++) ss += v[k] * v[k];
+        for (int k = 0; k < V; k++) {
+            ss += v[k] * v[k];
+            if (i0 + k * (int)blockDim.x == mine) own = v[k];
+        }
     }
     ss = block_sum(ss);
     const float scale = rsqrtf(ss / (float)dim + eps);
     float *yr = y + (size_t)row * dim;
+    if (sliced) {
+        if (mine - lane >= dim) return; /* the warp's values are all past the row */
+        const float out = mine < dim ? own * scale * wv[0] : 0.0f;
+        if (mine < dim) yr[gemv_layout ? xi_at(mine, dim) : mine] = out;
+        if (q.qs) q8_store_unit(out, lane, q, row, dim, mine / 32); /* dim % 32 == 0: mine < dim */
+        return;
+    }
     for (int i0 = threadIdx.x; i0 - lane < dim; i0 += step) { /* whole warps: q8_store_unit */
         rms_load(v, xr, i0, dim);
         if (i0 != (int)threadIdx.x) rms_load(wv, w, i0, dim);
 #pragma unroll
-        for (int k = 0; k < RMS_V; k++) {
+        for (int k = 0; k < V; k++) {
             const int i = i0 + k * blockDim.x;
             if (i - lane >= dim) break; /* the warp's values are all past the row */
             const float out = i < dim ? v[k] * scale * wv[k] : 0.0f;
@@ -1105,12 +1122,20 @@ __global__ void rmsnorm_kernel(const float *x, const int32_t *src, const float *
     }
 }
 
+#define RMS_SLICE 256 /* values a sliced RMSNorm block writes */
+
 extern "C" void ck_rmsnorm(const float *x, const int32_t *src, const float *w, float *y, int T, int dim, float eps,
                            int gemv_layout, const CkQ8 *q, cudaStream_t s) {
-    const CkQ8 none = {NULL, NULL, NULL};
-    /* one block per row, a thread per value up to 1024: the row's latency, not its bandwidth, is the cost */
+    const CkQ8 none = {NULL, NULL, NULL}, qq = q && dim % 32 == 0 ? *q : none;
+    /* the row's latency, not its bandwidth, is the cost: sliced while the blocks re-reading their rows stay
+     * few (steps of few entries), else one block a row, a thread per value up to 1024 */
+    const int slices = (int)blocks_for(dim, RMS_SLICE);
+    if (slices > 1 && (int64_t)T * slices <= 1024) {
+        launch(rmsnorm_kernel<16>, dim3(slices, T), RMS_SLICE, s, x, src, w, y, dim, eps, gemv_layout, qq);
+        return;
+    }
     const int threads = dim >= 1024 ? 1024 : (dim + WARP - 1) / WARP * WARP;
-    launch(rmsnorm_kernel, T, threads, s, x, src, w, y, dim, eps, gemv_layout, q && dim % 32 == 0 ? *q : none);
+    launch(rmsnorm_kernel<8>, dim3(1, T), threads, s, x, src, w, y, dim, eps, gemv_layout, qq);
 }
 
 __global__ void to_gemv_layout_kernel(const float *x, float *y, int n) {
@@ -1192,68 +1217,62 @@ __device__ __forceinline__ int out_at(int i, int n, int gemv_layout) {
     return gemv_layout ? xi_at(i, n) : i;
 }
 
+/* Blocks an SM must hold at once (the registers a thread may use): 5 for head_dim 128 with 8 positions a step
+ * (at most 102 registers; at 110 an SM held 4, and the 7B's 560 blocks of a 612-position context took a
+ * second wave) */
+__host__ __device__ constexpr int attn_min_blocks(int hd, int unroll) {
+    return hd == 128 && unroll == 8 ? 5 : 1;
+}
+
 /* ATTN_UNROLL: positions per warp per step, their page lookups and loads in flight together (8: a 32-position
- * split in one step, for steps of few entries; 4 keeps registers low where many blocks hide the latency) */
+ * split in one step, for steps of few entries; 4 keeps registers low where many blocks hide the latency).
+ * A decode step's attention is a chain of dependent round trips to memory, not bandwidth, so the kernel
+ * issues each load as early as its address is known: the position, sequence and query together; the first
+ * round's page entries, keys and values (and the entry's own new key and value) before the RoPE's
+ * barriers; and the combining block reads every split's partial result at once. */
 template <int HD, int ATTN_UNROLL>
-__global__ void __launch_bounds__(ATTN_WARPS *WARP)
+__global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNROLL))
     attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int split_len, int n_heads,
                         int n_kv_heads, CkKV kv, int layer, int gemv_layout, CkQ8 oq, unsigned *done, CkRope rope) {
     constexpr int E = HD / WARP, QE = (HD + ATTN_WARPS * WARP - 1) / (ATTN_WARPS * WARP); /* per lane, per thread */
+    static_assert(ATTN_WARPS * WARP >= CK_ATTN_MAX_SPLITS, "the combining block reads a split a thread");
     /* the RoPE's frequencies (never written by a forward) before the previous kernel has finished */
     const float freq = rope.k && (int)threadIdx.x < rope.rope_dim / 2 ? rope.inv_freq[threadIdx.x] : 0.0f;
     pdl_begin();
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const float *qh = q + ((size_t)t * n_heads + h) * HD;
-    float qt[QE]; /* the query's loads go out with the position's */
+    float qt[QE]; /* the query's loads go out with the position's and the sequence's */
 #pragma unroll
     for (int j = 0; j < QE; j++) qt[j] = threadIdx.x + j * blockDim.x < HD ? qh[threadIdx.x + j * blockDim.x] : 0.0f;
-    const int n = kv.pos[t] + 1, start = split * split_len;
+    const int n = kv.pos[t] + 1, seq = kv.seq[t], start = split * split_len;
     if (start >= n) return;
     const int end = min(n, start + split_len);
     const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     const int kv_dim = n_kv_heads * HD, kvh = h / (n_heads / n_kv_heads);
     const float scale = 1.0f / sqrtf((float)HD);
-    __shared__ float s_q[HD], s_k[HD];
+    /* own: this block writes the entry's own key and value (position n - 1: the RoPE is here, the split
+     * holds it); it takes them from shared memory, rounded as stored, rather than reading them back */
+    const bool own = rope.k && end == n;
+    __shared__ float s_q[HD], s_k[HD], s_v[HD];
+    float kt[QE] = {}, vt[QE] = {};
+    if (own) {
+        const float *kh = rope.k + ((size_t)t * n_kv_heads + kvh) * HD, *vh = rope.v + ((size_t)t * n_kv_heads + kvh) * HD;
 #pragma unroll
-    for (int j = 0; j < QE; j++)
-        if (threadIdx.x + j * blockDim.x < HD) s_q[threadIdx.x + j * blockDim.x] = qt[j];
-    if (rope.k) { /* the RoPE here (CkRope): the query, and the entry's own key by the split that reads it */
-        const bool own = end == n;
-        const int half = rope.rope_dim / 2;
-        const float *kh = rope.k + ((size_t)t * n_kv_heads + kvh) * HD;
-        if (own)
-            for (int i = threadIdx.x; i < HD; i += blockDim.x) s_k[i] = kh[i];
-        __syncthreads();
-        for (int i = threadIdx.x; i < half; i += blockDim.x) {
-            int a, b;
-            rope_index(i, half, rope.neox, a, b);
-            const float f = i == (int)threadIdx.x ? freq : rope.inv_freq[i];
-            rope_pair(s_q[a], s_q[b], n - 1, f);
-            if (own) rope_pair(s_k[a], s_k[b], n - 1, f);
-        }
-        __syncthreads();
-        if (own) { /* every head of the group writes the same bits; a block reads back its own writes */
-            const size_t off = kv_offset(kv, layer, kv.seq[t], n - 1, kv_dim) + (size_t)kvh * HD;
-            const float *vh = rope.v + ((size_t)t * n_kv_heads + kvh) * HD;
-            for (int i = threadIdx.x; i < HD; i += blockDim.x) {
-                ((__half *)kv.k)[off + i] = __float2half_rn(s_k[i]);
-                ((__half *)kv.v)[off + i] = __float2half_rn(vh[i]);
-            }
+        for (int j = 0; j < QE; j++) {
+            const int i = threadIdx.x + j * blockDim.x;
+            kt[j] = i < HD ? kh[i] : 0.0f, vt[j] = i < HD ? vh[i] : 0.0f;
         }
     }
-    __syncthreads();
-    float qv[E], acc[E];
-#pragma unroll
-    for (int e = 0; e < E; e++) qv[e] = s_q[lane + WARP * e] * scale, acc[e] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
-    const int32_t *pages = kv.table + (size_t)kv.seq[t] * kv.pages_per_slot;
+    const int32_t *pages = kv.table + (size_t)seq * kv.pages_per_slot;
     const size_t layer_base = (size_t)layer * kv.n_pages * kv.page_size * kv_dim + (size_t)kvh * HD + lane;
-    for (int p0 = start + warp; p0 < end; p0 += ATTN_WARPS * ATTN_UNROLL) {
-        float kk[ATTN_UNROLL][E], vv[ATTN_UNROLL][E], sc[ATTN_UNROLL];
+    float kk[ATTN_UNROLL][E], vv[ATTN_UNROLL][E];
+    /* the round of positions p0, p0 + ATTN_WARPS, ... (a warp's); in the first round the own position is
+     * filled in after it is written */
+    auto fetch = [&](int p0, bool skip_own) {
 #pragma unroll
         for (int u = 0; u < ATTN_UNROLL; u++) {
             const int p = p0 + u * ATTN_WARPS;
-            if (p < end) {
+            if (p < end && !(skip_own && p == n - 1)) {
                 const size_t off = layer_base + ((size_t)pages[p / kv.page_size] * kv.page_size + p % kv.page_size) * kv_dim;
                 const __half *kr = (const __half *)kv.k + off, *vr = (const __half *)kv.v + off;
 #pragma unroll
@@ -1263,6 +1282,51 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP)
                 for (int e = 0; e < E; e++) kk[u][e] = 0.0f, vv[u][e] = 0.0f;
             }
         }
+    };
+    const int first = start + warp;
+    fetch(first, own);
+#pragma unroll
+    for (int j = 0; j < QE; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        if (i < HD) {
+            s_q[i] = qt[j];
+            if (own) s_k[i] = kt[j], s_v[i] = vt[j];
+        }
+    }
+    if (rope.k) { /* the RoPE here (CkRope): the query, and the entry's own key by the split that holds it */
+        const int half = rope.rope_dim / 2;
+        __syncthreads();
+        for (int i = threadIdx.x; i < half; i += blockDim.x) {
+            int a, b;
+            rope_index(i, half, rope.neox, a, b);
+            const float f = i == (int)threadIdx.x ? freq : rope.inv_freq[i];
+            rope_pair(s_q[a], s_q[b], n - 1, f);
+            if (own) rope_pair(s_k[a], s_k[b], n - 1, f);
+        }
+        __syncthreads();
+        if (own) { /* every head of the group writes the same bits */
+            const size_t off = kv_offset(kv, layer, seq, n - 1, kv_dim) + (size_t)kvh * HD;
+            for (int i = threadIdx.x; i < HD; i += blockDim.x) {
+                ((__half *)kv.k)[off + i] = __float2half_rn(s_k[i]);
+                ((__half *)kv.v)[off + i] = __float2half_rn(s_v[i]);
+            }
+#pragma unroll
+            for (int u = 0; u < ATTN_UNROLL; u++)
+                if (first + u * ATTN_WARPS == n - 1)
+#pragma unroll
+                    for (int e = 0; e < E; e++)
+                        kk[u][e] = __half2float(__float2half_rn(s_k[lane + WARP * e])),
+                        vv[u][e] = __half2float(__float2half_rn(s_v[lane + WARP * e]));
+        }
+    }
+    __syncthreads();
+    float qv[E], acc[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) qv[e] = s_q[lane + WARP * e] * scale, acc[e] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    for (int p0 = first; p0 < end; p0 += ATTN_WARPS * ATTN_UNROLL) {
+        if (p0 != first) fetch(p0, false);
+        float sc[ATTN_UNROLL];
         float m_new = m;
 #pragma unroll
         for (int u = 0; u < ATTN_UNROLL; u++) {
@@ -1321,16 +1385,37 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP)
     if (threadIdx.x == 0) last = atomic_add_acq_rel(&done[(size_t)t * n_heads + h], 1u) == (unsigned)(splits - 1);
     __syncthreads();
     if (!last) return;
-    const volatile float *ps = part + ((size_t)t * n_heads + h) * max_splits * (HD + 2);
+    /* split k's maximum and sum by thread k, all at once (L2 loads: the other blocks wrote them), then each
+     * value's sum over the splits, its loads in groups of 16 */
+    const float *ps = part + ((size_t)t * n_heads + h) * max_splits * (HD + 2);
+    const int k = threadIdx.x;
+    const float mk = k < splits ? __ldcg(ps + (size_t)k * (HD + 2)) : -INFINITY;
+    const float lk = k < splits ? __ldcg(ps + (size_t)k * (HD + 2) + 1) : 0.0f;
+    __shared__ float s_w[ATTN_WARPS * WARP], s_red[ATTN_WARPS];
+    const float wm = warp_max(mk);
+    if (lane == 0) s_red[warp] = wm;
+    __syncthreads();
     float MM = -INFINITY;
-    for (int k = 0; k < splits; k++) MM = fmaxf(MM, ps[(size_t)k * (HD + 2)]);
+#pragma unroll
+    for (int w = 0; w < ATTN_WARPS; w++) MM = fmaxf(MM, s_red[w]);
+    const float wk = k < splits ? expf(mk - MM) : 0.0f;
+    s_w[k] = wk;
+    const float lw = warp_sum(lk * wk);
+    __syncthreads(); /* s_red read by all */
+    if (lane == 0) s_red[warp] = lw;
+    __syncthreads();
+    float LL = 0.0f;
+#pragma unroll
+    for (int w = 0; w < ATTN_WARPS; w++) LL += s_red[w];
     for (int i = threadIdx.x; i < HD; i += blockDim.x) {
-        float LL = 0.0f, a = 0.0f;
-        for (int k = 0; k < splits; k++) {
-            const volatile float *pk = ps + (size_t)k * (HD + 2);
-            const float wk = expf(pk[0] - MM);
-            LL += pk[1] * wk;
-            a += pk[2 + i] * wk;
+        float a = 0.0f;
+        for (int k0 = 0; k0 < splits; k0 += 16) {
+            float pv[16];
+#pragma unroll
+            for (int j = 0; j < 16; j++) pv[j] = k0 + j < splits ? __ldcg(ps + (size_t)(k0 + j) * (HD + 2) + 2 + i) : 0.0f;
+#pragma unroll
+            for (int j = 0; j < 16; j++)
+                if (k0 + j < splits) a += pv[j] * s_w[k0 + j];
         }
         out[(size_t)t * n_heads * HD + out_at(h * HD + i, n_heads * HD, gemv_layout)] = a / LL;
         if (oq.qs) q8_store_unit(a / LL, i % WARP, oq, t, n_heads * HD, (h * HD + i) / 32);
