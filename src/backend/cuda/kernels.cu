@@ -1267,20 +1267,29 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNR
     const size_t layer_base = (size_t)layer * kv.n_pages * kv.page_size * kv_dim + (size_t)kvh * HD + lane;
     float kk[ATTN_UNROLL][E], vv[ATTN_UNROLL][E];
     /* the round of positions p0, p0 + ATTN_WARPS, ... (a warp's); in the first round the own position is
-     * filled in after it is written */
+     * filled in after it is written. Branch-free: positions past the split read its last one (their scores are
+     * masked), so that all the round's page entries go out at once, then all its keys and values (a branch per
+     * position made the compiler wait for each position's loads in turn: 16 round trips a round) */
     auto fetch = [&](int p0, bool skip_own) {
+        int pg[ATTN_UNROLL];
+#pragma unroll
+        for (int u = 0; u < ATTN_UNROLL; u++) pg[u] = pages[min(p0 + u * ATTN_WARPS, end - 1) / kv.page_size];
+        __half hk[ATTN_UNROLL][E], hv[ATTN_UNROLL][E];
+#pragma unroll
+        for (int u = 0; u < ATTN_UNROLL; u++) {
+            const int p = min(p0 + u * ATTN_WARPS, end - 1);
+            const size_t off = layer_base + ((size_t)pg[u] * kv.page_size + p % kv.page_size) * kv_dim;
+            const __half *kr = (const __half *)kv.k + off, *vr = (const __half *)kv.v + off;
+#pragma unroll
+            for (int e = 0; e < E; e++) hk[u][e] = kr[WARP * e], hv[u][e] = vr[WARP * e];
+        }
 #pragma unroll
         for (int u = 0; u < ATTN_UNROLL; u++) {
             const int p = p0 + u * ATTN_WARPS;
-            if (p < end && !(skip_own && p == n - 1)) {
-                const size_t off = layer_base + ((size_t)pages[p / kv.page_size] * kv.page_size + p % kv.page_size) * kv_dim;
-                const __half *kr = (const __half *)kv.k + off, *vr = (const __half *)kv.v + off;
+            const bool use = p < end && !(skip_own && p == n - 1);
 #pragma unroll
-                for (int e = 0; e < E; e++) kk[u][e] = __half2float(kr[WARP * e]), vv[u][e] = __half2float(vr[WARP * e]);
-            } else {
-#pragma unroll
-                for (int e = 0; e < E; e++) kk[u][e] = 0.0f, vv[u][e] = 0.0f;
-            }
+            for (int e = 0; e < E; e++)
+                kk[u][e] = use ? __half2float(hk[u][e]) : 0.0f, vv[u][e] = use ? __half2float(hv[u][e]) : 0.0f;
         }
     };
     const int first = start + warp;
@@ -1412,7 +1421,7 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNR
         for (int k0 = 0; k0 < splits; k0 += 16) {
             float pv[16];
 #pragma unroll
-            for (int j = 0; j < 16; j++) pv[j] = k0 + j < splits ? __ldcg(ps + (size_t)(k0 + j) * (HD + 2) + 2 + i) : 0.0f;
+            for (int j = 0; j < 16; j++) pv[j] = __ldcg(ps + (size_t)min(k0 + j, splits - 1) * (HD + 2) + 2 + i);
 #pragma unroll
             for (int j = 0; j < 16; j++)
                 if (k0 + j < splits) a += pv[j] * s_w[k0 + j];
