@@ -459,10 +459,12 @@ template <int T, int NT, int R> struct DirectUnits {
  * FU of them per round with all their loads issued before the first is used (and, for pipelined types, the
  * next round's issued before this one is used; one unit at a time and no pipelining left a
  * warp 2 KB in flight: the 7B F16 down projection ran at 60% of the bandwidth). The first round's weight
- * loads go out before pdl_begin. Each acc[r] sums its units in order, as one at a time would. */
-template <int T, int NT, bool Q8, int R>
+ * loads go out before ready() (pdl_begin and what the caller loads right after it). Each acc[r] sums its units
+ * in order, as one at a time would. */
+template <int T, int NT, bool Q8, int R, typename Ready>
 __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], int units, int first, int step,
-                                                 const float *x, const CkQ8 &xq, int cols, float (&acc)[R][NT]) {
+                                                 const float *x, const CkQ8 &xq, int cols, float (&acc)[R][NT],
+                                                 Ready &&ready) {
     constexpr int FU = DirectUnits<T, NT, R>::n;
     using Raw = typename DirectRaw<T, Q8>::type;
     /* the round of units u0, u0 + step, ... (FU of them) of every row */
@@ -504,7 +506,7 @@ __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], 
     if constexpr (DirectUnits<T, NT, R>::pipe) {
         Raw ra[R][FU], rb[R][FU];
         load(ra, first);
-        pdl_begin(); /* the first weights are on their way */
+        ready(); /* the first weights are on their way */
         for (int u0 = first; u0 < units; u0 += 2 * R1 * step) {
             load(rb, u0 + R1 * step);
             use(ra, u0);
@@ -516,10 +518,10 @@ __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], 
         for (int u0 = first; u0 < units; u0 += R1 * step) {
             Raw raw[R][FU];
             load(raw, u0);
-            if (u0 == first) pdl_begin();
+            if (u0 == first) ready();
             use(raw, u0);
         }
-        if (first >= units) pdl_begin();
+        if (first >= units) ready();
     }
 }
 
@@ -572,11 +574,30 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     for (int k = 0; k < RW; k++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[k][t] = 0.0f;
+    /* what the lane that writes a row's outputs adds to them, loaded early so that no round trip follows the
+     * sums: the row's bias (a weight: before the previous kernel has finished) and, when accumulating, the
+     * outputs as they are (right after pdl_begin) */
+    const bool writer = lane == 0 && sub == 0;
+    float bias[RW], res[RW][NT];
+#pragma unroll
+    for (int k = 0; k < RW; k++) {
+        bias[k] = writer && r[k].bias ? r[k].bias[r[k].row] : 0.0f;
+#pragma unroll
+        for (int t = 0; t < NT; t++) res[k][t] = 0.0f;
+    }
+    auto ready = [&]() {
+        pdl_begin();
+        if (writer && accumulate)
+#pragma unroll
+            for (int k = 0; k < RW; k++)
+#pragma unroll
+                for (int t = 0; t < NT; t++) res[k][t] = r[k].y[(size_t)t * r[k].rows + r[k].row];
+    };
     if constexpr (staged && RW == 2) { /* units <= WARP: one chunk a row */
         ChunkRegs<CB> ra, rb;
         chunk_fetch(ra, r[0].w, chunk_bytes<T>(units, 0), lane);
         if (n_rows == 2) chunk_fetch(rb, r[RW - 1].w, chunk_bytes<T>(units, 0), lane);
-        pdl_begin();
+        ready();
         gemv_chunk<T, NT, Q8>(ra, stage[warp], r[0].w, units, 0, WARP, lane, x, xq, cols, acc[0]);
         if (n_rows == 2) gemv_chunk<T, NT, Q8>(rb, stage[warp], r[RW - 1].w, units, 0, WARP, lane, x, xq, cols, acc[RW - 1]);
     } else if constexpr (staged) {
@@ -587,7 +608,7 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
         ChunkRegs<CB> ra, rb;
         if (u1 < units) chunk_fetch(ra, chunk_src<T>(wr, u1), chunk_bytes<T>(units, u1), lane);
         if (u1 + step < units) chunk_fetch(rb, chunk_src<T>(wr, u1 + step), chunk_bytes<T>(units, u1 + step), lane);
-        pdl_begin(); /* the first chunks of weights are on their way */
+        ready(); /* the first chunks of weights are on their way */
         for (int u0 = u1; u0 < units; u0 += 2 * step) {
             gemv_chunk<T, NT, Q8>(ra, stage[warp], wr, units, u0, 2 * step, lane, x, xq, cols, acc[0]);
             if (u0 + step < units)
@@ -595,7 +616,7 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
         }
     } else {
         const uint8_t *const rows1[1] = {r[0].w};
-        gemv_direct_rows<T, NT, Q8, 1>(rows1, units, sub * WARP + lane, KS * WARP, x, xq, cols, acc);
+        gemv_direct_rows<T, NT, Q8, 1>(rows1, units, sub * WARP + lane, KS * WARP, x, xq, cols, acc, ready);
     }
 #pragma unroll
     for (int k = 0; k < RW; k++) {
@@ -619,9 +640,8 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
         if (lane == 0)
 #pragma unroll
             for (int t = 0; t < NT; t++) {
-                const float v = sum[t] + (r[k].bias ? r[k].bias[r[k].row] : 0.0f);
-                float *out = r[k].y + (size_t)t * r[k].rows + r[k].row;
-                *out = accumulate ? *out + v : v;
+                const float v = sum[t] + bias[k];
+                r[k].y[(size_t)t * r[k].rows + r[k].row] = accumulate ? res[k][t] + v : v;
             }
     }
 }
@@ -682,7 +702,7 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
         }
     } else {
         const uint8_t *const rows2[2] = {rg, ru};
-        gemv_direct_rows<T, NT, Q8, 2>(rows2, units, lane, WARP, x, xq, cols, acc[0]);
+        gemv_direct_rows<T, NT, Q8, 2>(rows2, units, lane, WARP, x, xq, cols, acc[0], [] { pdl_begin(); });
     }
 #pragma unroll
     for (int k = 0; k < RW; k++) {
