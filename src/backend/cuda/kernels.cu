@@ -1249,7 +1249,8 @@ __host__ __device__ constexpr int attn_min_blocks(int hd, int unroll) {
  * A decode step's attention is a chain of dependent round trips to memory, not bandwidth, so the kernel
  * issues each load as early as its address is known: the position, sequence and query together; the first
  * round's page entries, keys and values (and the entry's own new key and value) before the RoPE's
- * barriers; and the combining block reads every split's partial result at once. */
+ * barriers (a round's loads branch-free: below); and the combining block reads the splits' maxima and sums
+ * a split a thread, their partial sums 16 splits at a time. */
 template <int HD, int ATTN_UNROLL>
 __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNROLL))
     attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int split_len, int n_heads,
