@@ -131,21 +131,40 @@ __host__ __device__ constexpr int regroup_src(int t, int p, int k) {
  * bytes of qs), Q8_0 (the unit's 32 qs; d in s), Q4_0 .. Q5_1 (16 bytes of qs; d or d and m in s, the high
  * bits in h), Q6_K (gathered from the stripes: unit_raw<QT_Q6_K>). Every unit function takes the row's
  * length in units (the regrouped rows need it; the others ignore it). */
+/* the regrouped 32-value layouts (Q4_0, Q4_1, Q5_0, Q5_1): one set of unit functions (small_*) */
+__host__ __device__ constexpr bool small_layout(int t) {
+    return t == QT_Q4_0 || t == QT_Q4_1 || t == QT_Q5_0 || t == QT_Q5_1;
+}
+
 template <int T> struct UnitRaw {
-    static constexpr int n = T == QT_F32                                                         ? 8
-                             : T == QT_Q4_K                                                      ? 3
-                             : T == QT_Q5_K || T == QT_Q6_K                                      ? 5
-                             : T == QT_Q8_0                                                      ? 2
-                             : T == QT_Q4_0 || T == QT_Q4_1 || T == QT_Q5_0 || T == QT_Q5_1 ? 1
-                                                                                                 : 4;
+    static constexpr int n = T == QT_F32                    ? 8
+                             : T == QT_Q4_K                 ? 3
+                             : T == QT_Q5_K || T == QT_Q6_K ? 5
+                             : T == QT_Q8_0                 ? 2
+                             : small_layout(T)              ? 1
+                                                            : 4;
     uint4 w[n];
     uint32_t s, h; /* the scale (and minimum), the high bits (Q5_0, Q5_1) */
 };
 
-template <int T> __device__ __forceinline__ void unit_raw(const uint8_t *row, int u, int, UnitRaw<T> &r) {
-    const uint4 *p = (const uint4 *)(row + (size_t)u * (16 * UnitRaw<T>::n));
+/* The regrouped 32-value layouts: qs (16 bytes), [qh (4)], d [and m] */
+template <int T> __device__ __forceinline__ void small_raw(const uint8_t *row, int u, int units, UnitRaw<T> &r) {
+    constexpr bool q5 = T == QT_Q5_0 || T == QT_Q5_1, dm = T == QT_Q4_1 || T == QT_Q5_1;
+    r.w[0] = *(const uint4 *)(row + 16 * (size_t)u);
+    const uint8_t *tail = row + 16 * (size_t)units;
+    if constexpr (q5) r.h = ((const uint32_t *)tail)[u], tail += 4 * (size_t)units;
+    r.s = dm ? ((const uint32_t *)tail)[u] : ((const uint16_t *)tail)[u];
+}
+
+/* the float layouts: n 16-byte words a unit; the 32-value layouts: small_raw */
+template <int T> __device__ __forceinline__ void unit_raw(const uint8_t *row, int u, int units, UnitRaw<T> &r) {
+    if constexpr (small_layout(T)) {
+        small_raw<T>(row, u, units, r);
+    } else {
+        const uint4 *p = (const uint4 *)(row + (size_t)u * (16 * UnitRaw<T>::n));
 #pragma unroll
-    for (int i = 0; i < UnitRaw<T>::n; i++) r.w[i] = p[i];
+        for (int i = 0; i < UnitRaw<T>::n; i++) r.w[i] = p[i];
+    }
 }
 
 template <> __device__ __forceinline__ void unit_raw<QT_Q4_K>(const uint8_t *row, int u, int, UnitRaw<QT_Q4_K> &r) {
@@ -165,31 +184,6 @@ __device__ __forceinline__ void unit_raw<QT_Q8_0>(const uint8_t *row, int u, int
     const uint4 *q = (const uint4 *)(row + 32 * (size_t)u);
     r.w[0] = q[0], r.w[1] = q[1];
     r.s = ((const uint16_t *)(row + 32 * (size_t)units))[u];
-}
-
-/* The regrouped 32-value layouts: qs (16 bytes), [qh (4)], d [and m] */
-template <int T> __device__ __forceinline__ void small_raw(const uint8_t *row, int u, int units, UnitRaw<T> &r) {
-    constexpr bool q5 = T == QT_Q5_0 || T == QT_Q5_1, dm = T == QT_Q4_1 || T == QT_Q5_1;
-    r.w[0] = *(const uint4 *)(row + 16 * (size_t)u);
-    const uint8_t *tail = row + 16 * (size_t)units;
-    if constexpr (q5) r.h = ((const uint32_t *)tail)[u], tail += 4 * (size_t)units;
-    r.s = dm ? ((const uint32_t *)tail)[u] : ((const uint16_t *)tail)[u];
-}
-template <>
-__device__ __forceinline__ void unit_raw<QT_Q4_0>(const uint8_t *row, int u, int units, UnitRaw<QT_Q4_0> &r) {
-    small_raw<QT_Q4_0>(row, u, units, r);
-}
-template <>
-__device__ __forceinline__ void unit_raw<QT_Q4_1>(const uint8_t *row, int u, int units, UnitRaw<QT_Q4_1> &r) {
-    small_raw<QT_Q4_1>(row, u, units, r);
-}
-template <>
-__device__ __forceinline__ void unit_raw<QT_Q5_0>(const uint8_t *row, int u, int units, UnitRaw<QT_Q5_0> &r) {
-    small_raw<QT_Q5_0>(row, u, units, r);
-}
-template <>
-__device__ __forceinline__ void unit_raw<QT_Q5_1>(const uint8_t *row, int u, int units, UnitRaw<QT_Q5_1> &r) {
-    small_raw<QT_Q5_1>(row, u, units, r);
 }
 
 /* Q6_K's unit u (values 32u ..; h = u % 8 / 4, group g = u % 4) from the regrouped row (U = units): its ql
@@ -289,9 +283,11 @@ RAW_UNIT_LOAD(QT_F32)
 RAW_UNIT_LOAD(QT_F16)
 RAW_UNIT_LOAD(QT_BF16)
 
-/* The 32-value layouts: value j (< 16) from the low nibble of byte j, value j + 16 from its high nibble, the
- * fifth bit (Q5_0, Q5_1) from bit j of qh */
-template <int T> __device__ __forceinline__ void small_decode(const UnitRaw<T> &r, float v[32]) {
+/* The 32-value layouts (the primary template's definition: every other layout has its specialization):
+ * value j (< 16) from the low nibble of byte j, value j + 16 from its high nibble, the fifth bit (Q5_0, Q5_1)
+ * from bit j of qh */
+template <int T> __device__ __forceinline__ void unit_decode(const UnitRaw<T> &r, int, float v[32]) {
+    static_assert(small_layout(T), "a layout without its unit_decode");
     constexpr bool q5 = T == QT_Q5_0 || T == QT_Q5_1, dm = T == QT_Q4_1 || T == QT_Q5_1;
     const float d = half_lo(r.s), m = dm ? half_hi(r.s) : -(q5 ? 16.0f : 8.0f) * d;
     const uint32_t w[4] = {r.w[0].x, r.w[0].y, r.w[0].z, r.w[0].w};
@@ -303,18 +299,6 @@ template <int T> __device__ __forceinline__ void small_decode(const UnitRaw<T> &
         v[j] = d * (float)q0 + m;
         v[j + 16] = d * (float)q1 + m;
     }
-}
-template <> __device__ __forceinline__ void unit_decode<QT_Q4_0>(const UnitRaw<QT_Q4_0> &r, int, float v[32]) {
-    small_decode<QT_Q4_0>(r, v);
-}
-template <> __device__ __forceinline__ void unit_decode<QT_Q4_1>(const UnitRaw<QT_Q4_1> &r, int, float v[32]) {
-    small_decode<QT_Q4_1>(r, v);
-}
-template <> __device__ __forceinline__ void unit_decode<QT_Q5_0>(const UnitRaw<QT_Q5_0> &r, int, float v[32]) {
-    small_decode<QT_Q5_0>(r, v);
-}
-template <> __device__ __forceinline__ void unit_decode<QT_Q5_1>(const UnitRaw<QT_Q5_1> &r, int, float v[32]) {
-    small_decode<QT_Q5_1>(r, v);
 }
 RAW_UNIT_LOAD(QT_Q4_0)
 RAW_UNIT_LOAD(QT_Q4_1)
@@ -436,8 +420,10 @@ template <int T> __device__ __forceinline__ void unit_int8(const uint8_t *row, i
  * memory). */
 template <int T> __device__ __forceinline__ void unit_int8_raw(const UnitRaw<T> &r, int u, UnitI8 &o);
 
-/* The 32-value layouts: the nibbles (and fifth bits) as bytes; the offset (-8 d, -16 d) or m as the minimum */
-template <int T> __device__ __forceinline__ void small_int8_raw(const UnitRaw<T> &r, UnitI8 &o) {
+/* The 32-value layouts (the primary template's definition: every other layout has its specialization): the
+ * nibbles (and fifth bits) as bytes; the offset (-8 d, -16 d) or m as the minimum */
+template <int T> __device__ __forceinline__ void unit_int8_raw(const UnitRaw<T> &r, int, UnitI8 &o) {
+    static_assert(small_layout(T), "a layout without its unit_int8_raw");
     constexpr bool q5 = T == QT_Q5_0 || T == QT_Q5_1, dm = T == QT_Q4_1 || T == QT_Q5_1;
     const uint32_t q[4] = {r.w[0].x, r.w[0].y, r.w[0].z, r.w[0].w};
 #pragma unroll
@@ -449,18 +435,6 @@ template <int T> __device__ __forceinline__ void small_int8_raw(const UnitRaw<T>
         }
     }
     o.s0 = half_lo(r.s), o.m0 = dm ? half_hi(r.s) : -(q5 ? 16.0f : 8.0f) * o.s0;
-}
-template <> __device__ __forceinline__ void unit_int8_raw<QT_Q4_0>(const UnitRaw<QT_Q4_0> &r, int, UnitI8 &o) {
-    small_int8_raw<QT_Q4_0>(r, o);
-}
-template <> __device__ __forceinline__ void unit_int8_raw<QT_Q4_1>(const UnitRaw<QT_Q4_1> &r, int, UnitI8 &o) {
-    small_int8_raw<QT_Q4_1>(r, o);
-}
-template <> __device__ __forceinline__ void unit_int8_raw<QT_Q5_0>(const UnitRaw<QT_Q5_0> &r, int, UnitI8 &o) {
-    small_int8_raw<QT_Q5_0>(r, o);
-}
-template <> __device__ __forceinline__ void unit_int8_raw<QT_Q5_1>(const UnitRaw<QT_Q5_1> &r, int, UnitI8 &o) {
-    small_int8_raw<QT_Q5_1>(r, o);
 }
 
 template <> __device__ __forceinline__ void unit_int8_raw<QT_Q4_K>(const UnitRaw<QT_Q4_K> &r, int u, UnitI8 &o) {
