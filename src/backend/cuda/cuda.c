@@ -775,6 +775,8 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
         snprintf(err, errlen, "CUDA: cannot read the device's free memory");
         goto fail;
     }
+    /* (the upload's transient regrouping buffer, REGROUP_CHUNK, is freed before the KV cache and scratch are
+     * allocated: within this) */
     const size_t need = weight_bytes + kv_bytes + scratch_est + ((size_t)256 << 20) /* cuBLAS, graphs, partials */;
     if (need > free_b) {
         char a[32], b2[32], c2[32], d[32], f[32];

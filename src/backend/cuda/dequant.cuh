@@ -123,6 +123,12 @@ __host__ __device__ constexpr int regroup_src(int t, int p, int k) {
                     : 208 + k;
 }
 
+/* the regrouped 32-value layouts (Q4_0, Q4_1, Q5_0, Q5_1): their unit functions are one template each
+ * (small_raw; the primary templates of unit_decode and unit_int8_raw) */
+__host__ __device__ constexpr bool small_layout(int t) {
+    return t == QT_Q4_0 || t == QT_Q4_1 || t == QT_Q5_0 || t == QT_Q5_1;
+}
+
 /* Units as raw words, so that a kernel can have several units' loads in flight before it decodes any
  * (unit_raw, then unit_decode; unit_load is the two). The float layouts (F32: 8 16-byte words, F16/BF16: 4),
  * the super-block layouts whose blocks keep 16-byte alignment, and the regrouped rows, read straight from
@@ -131,11 +137,6 @@ __host__ __device__ constexpr int regroup_src(int t, int p, int k) {
  * bytes of qs), Q8_0 (the unit's 32 qs; d in s), Q4_0 .. Q5_1 (16 bytes of qs; d or d and m in s, the high
  * bits in h), Q6_K (gathered from the stripes: unit_raw<QT_Q6_K>). Every unit function takes the row's
  * length in units (the regrouped rows need it; the others ignore it). */
-/* the regrouped 32-value layouts (Q4_0, Q4_1, Q5_0, Q5_1): one set of unit functions (small_*) */
-__host__ __device__ constexpr bool small_layout(int t) {
-    return t == QT_Q4_0 || t == QT_Q4_1 || t == QT_Q5_0 || t == QT_Q5_1;
-}
-
 template <int T> struct UnitRaw {
     static constexpr int n = T == QT_F32                    ? 8
                              : T == QT_Q4_K                 ? 3

@@ -502,20 +502,19 @@ __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], 
             }
         }
     };
-    constexpr int R1 = FU; /* rounds are FU * step units apart */
     if constexpr (DirectUnits<T, NT, R>::pipe) {
         Raw ra[R][FU], rb[R][FU];
         load(ra, first);
         ready(); /* the first weights are on their way */
-        for (int u0 = first; u0 < units; u0 += 2 * R1 * step) {
-            load(rb, u0 + R1 * step);
+        for (int u0 = first; u0 < units; u0 += 2 * FU * step) {
+            load(rb, u0 + FU * step);
             use(ra, u0);
-            if (u0 + R1 * step >= units) break;
-            load(ra, u0 + 2 * R1 * step);
-            use(rb, u0 + R1 * step);
+            if (u0 + FU * step >= units) break;
+            load(ra, u0 + 2 * FU * step);
+            use(rb, u0 + FU * step);
         }
     } else {
-        for (int u0 = first; u0 < units; u0 += R1 * step) {
+        for (int u0 = first; u0 < units; u0 += FU * step) {
             Raw raw[R][FU];
             load(raw, u0);
             if (u0 == first) ready();
