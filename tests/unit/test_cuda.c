@@ -865,38 +865,44 @@ TEST(cuda_attention_tiled) {
     check_attention(128, 16, 4, ROPE_NORM, ctx, 73, seqs, 1, 0);
 }
 
-/* Greedy choice: first index of the largest value (ties to the lowest index) and -log(sum exp(l - max)). */
+/* Greedy choice: first index of the largest value (ties to the lowest index) and -log(sum exp(l - max)).
+ * Vocabularies of one round of loads a thread (151936), of slices shorter than a block and empty ones
+ * (1000), and of several rounds (300001). */
 TEST(cuda_argmax) {
     NEED_DEVICE();
-    const int vocab = 151936, n = 3;
-    float *l = malloc(sizeof(float) * n * vocab);
-    for (int i = 0; i < n * vocab; i++) l[i] = 8.0f * frand();
-    l[0 * vocab + 100000] = 20.0f;
-    l[1 * vocab + 7] = 20.0f, l[1 * vocab + 150000] = 20.0f; /* a tie: 7 wins */
-    l[2 * vocab + vocab - 1] = 30.0f;
-    const int expect[3] = {100000, 7, vocab - 1};
-    void *dl = to_dev(l, sizeof(float) * n * vocab);
-    int32_t *did = NULL, ids[3];
-    float *dlp = NULL, lp[3];
-    void *scratch = NULL;
-    cudaMalloc((void **)&did, sizeof ids), cudaMalloc((void **)&dlp, sizeof lp);
-    cudaMalloc(&scratch, ck_argmax_scratch(n));
-    cudaMemset(scratch, 0, ck_argmax_scratch(n));
-    for (int round = 0; round < 2; round++) { /* the second call checks that the first left the scratch ready */
-        ck_argmax(dl, n, vocab, did, dlp, scratch, 0);
-        from_dev(ids, did, sizeof ids);
-        from_dev(lp, dlp, sizeof lp);
-        for (int r = 0; r < n; r++)
-            if (ids[r] != expect[r]) FAIL("round %d row %d: argmax %d, expected %d", round, r, ids[r], expect[r]);
+    const int vocabs[3] = {151936, 1000, 300001}, n = 3;
+    for (int vi = 0; vi < 3 && !test_failed(); vi++) {
+        const int vocab = vocabs[vi];
+        float *l = malloc(sizeof(float) * n * vocab);
+        for (int i = 0; i < n * vocab; i++) l[i] = 8.0f * frand();
+        l[0 * vocab + vocab / 3 * 2] = 20.0f;
+        l[1 * vocab + 7] = 20.0f, l[1 * vocab + vocab - 900] = 20.0f; /* a tie: 7 wins */
+        l[2 * vocab + vocab - 1] = 30.0f;
+        const int expect[3] = {vocab / 3 * 2, 7, vocab - 1};
+        void *dl = to_dev(l, sizeof(float) * n * vocab);
+        int32_t *did = NULL, ids[3];
+        float *dlp = NULL, lp[3];
+        void *scratch = NULL;
+        cudaMalloc((void **)&did, sizeof ids), cudaMalloc((void **)&dlp, sizeof lp);
+        cudaMalloc(&scratch, ck_argmax_scratch(n));
+        cudaMemset(scratch, 0, ck_argmax_scratch(n));
+        for (int round = 0; round < 2; round++) { /* the second call checks that the first left the scratch ready */
+            ck_argmax(dl, n, vocab, did, dlp, scratch, 0);
+            from_dev(ids, did, sizeof ids);
+            from_dev(lp, dlp, sizeof lp);
+            for (int r = 0; r < n; r++)
+                if (ids[r] != expect[r])
+                    FAIL("vocab %d round %d row %d: argmax %d, expected %d", vocab, round, r, ids[r], expect[r]);
+        }
+        cudaFree(dl), cudaFree(did), cudaFree(dlp), cudaFree(scratch);
+        for (int r = 0; r < n; r++) {
+            double z = 0, mx = l[r * vocab + expect[r]];
+            for (int i = 0; i < vocab; i++) z += exp(l[r * vocab + i] - mx);
+            if (fabs(lp[r] - -log(z)) > 1e-5)
+                FAIL("vocab %d row %d: log-probability %.7f, expected %.7f", vocab, r, lp[r], -log(z));
+        }
+        free(l);
     }
-    cudaFree(dl), cudaFree(did), cudaFree(dlp), cudaFree(scratch);
-    for (int r = 0; r < n; r++) {
-        ASSERT_EQ_INT(ids[r], expect[r]);
-        double z = 0, mx = l[r * vocab + expect[r]];
-        for (int i = 0; i < vocab; i++) z += exp(l[r * vocab + i] - mx);
-        ASSERT_NEAR(lp[r], -log(z), 1e-5);
-    }
-    free(l);
 }
 
 /* ck_topk against a sort on the host: the k largest values, best first, equal values by smaller id. Rows

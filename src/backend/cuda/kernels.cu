@@ -61,9 +61,11 @@ static unsigned blocks_for(int64_t n, int per_block) {
  * serialization: a kernel may be scheduled while the one before it is still running, so its launch latency
  * and a product's first weight loads overlap the previous kernel's tail. The rule that keeps this safe: each
  * kernel calls pdl_begin() before it reads anything a kernel of the forward wrote or writes anything one
- * reads; only reads of weights (never written by a forward) may come before it. pdl_begin waits until the
- * previous kernel has finished and its writes are visible (griddepcontrol.wait), then lets the next kernel
- * be scheduled (which in turn waits for all of this one). */
+ * reads; only reads of what no kernel of the forward writes (weights, the step's inputs) may come before it.
+ * pdl_begin lets the next kernel be scheduled (pdl_trigger: its blocks start, issue their own such loads and
+ * wait in turn for all of this one), then waits until the previous kernel has finished and its writes are
+ * visible (griddepcontrol.wait). The next kernel launches once every block of this one has triggered, so
+ * no kernel's blocks wait behind blocks of a later one. */
 
 static int pdl_on;
 
@@ -71,10 +73,16 @@ extern "C" void ck_set_pdl(int on) {
     pdl_on = on;
 }
 
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ void pdl_begin() {
+    pdl_trigger();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
 
@@ -1246,10 +1254,11 @@ __host__ __device__ constexpr int attn_min_blocks(int hd, int unroll) {
 /* ATTN_UNROLL: positions per warp per step, their page lookups and loads in flight together (8: a 32-position
  * split in one step, for steps of few entries; 4 keeps registers low where many blocks hide the latency).
  * A decode step's attention is a chain of dependent round trips to memory, not bandwidth, so the kernel
- * issues each load as early as its address is known: the position, sequence and query together; the first
- * round's page entries, keys and values (and the entry's own new key and value) before the RoPE's
- * barriers (a round's loads branch-free: below); and the combining block reads the splits' maxima and sums
- * a split a thread, their partial sums 16 splits at a time. */
+ * lets the next kernel launch at once and issues each load as early as its address is known: with the RoPE
+ * here, the position, sequence, the first round's page entries, keys and values before the previous kernel
+ * has finished (early, below), then the query and the entry's own new key and value; the first round's
+ * loads before the RoPE's barriers (a round's loads branch-free: below); and the combining block reads the
+ * splits' maxima and sums a split a thread, their partial sums 16 splits at a time. */
 template <int HD, int ATTN_UNROLL>
 __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNROLL))
     attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int split_len, int n_heads,
@@ -1258,12 +1267,22 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNR
     static_assert(ATTN_WARPS * WARP >= CK_ATTN_MAX_SPLITS, "the combining block reads a split a thread");
     /* the RoPE's frequencies (never written by a forward) before the previous kernel has finished */
     const float freq = rope.k && (int)threadIdx.x < rope.rope_dim / 2 ? rope.inv_freq[threadIdx.x] : 0.0f;
-    pdl_begin();
+    /* early: with the RoPE here (rope.k) the step's entries are of distinct sequences, so the only position of
+     * the store this step writes that an entry reads is its own, which this kernel writes: the position,
+     * sequence, page entries (step inputs, copied before the forward) and the first round's keys and values
+     * (earlier steps') are loaded before the previous kernel has finished. Without it, ck_rope_kv wrote the
+     * step's positions: everything after pdl_begin. */
+    const bool early = rope.k != NULL;
+    pdl_trigger(); /* before the loads below, which wait on one another */
+    if (!early) pdl_begin();
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const float *qh = q + ((size_t)t * n_heads + h) * HD;
-    float qt[QE]; /* the query's loads go out with the position's and the sequence's */
+    float qt[QE];
+    auto load_q = [&]() {
 #pragma unroll
-    for (int j = 0; j < QE; j++) qt[j] = threadIdx.x + j * blockDim.x < HD ? qh[threadIdx.x + j * blockDim.x] : 0.0f;
+        for (int j = 0; j < QE; j++) qt[j] = threadIdx.x + j * blockDim.x < HD ? qh[threadIdx.x + j * blockDim.x] : 0.0f;
+    };
+    if (!early) load_q(); /* with the position's and the sequence's loads */
     const int n = kv.pos[t] + 1, seq = kv.seq[t], start = split * split_len;
     if (start >= n) return;
     const int end = min(n, start + split_len);
@@ -1272,17 +1291,8 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNR
     const float scale = 1.0f / sqrtf((float)HD);
     /* own: this block writes the entry's own key and value (position n - 1: the RoPE is here, the split
      * holds it); it takes them from shared memory, rounded as stored, rather than reading them back */
-    const bool own = rope.k && end == n;
+    const bool own = early && end == n;
     __shared__ float s_q[HD], s_k[HD], s_v[HD];
-    float kt[QE] = {}, vt[QE] = {};
-    if (own) {
-        const float *kh = rope.k + ((size_t)t * n_kv_heads + kvh) * HD, *vh = rope.v + ((size_t)t * n_kv_heads + kvh) * HD;
-#pragma unroll
-        for (int j = 0; j < QE; j++) {
-            const int i = threadIdx.x + j * blockDim.x;
-            kt[j] = i < HD ? kh[i] : 0.0f, vt[j] = i < HD ? vh[i] : 0.0f;
-        }
-    }
     const int32_t *pages = kv.table + (size_t)seq * kv.pages_per_slot;
     const size_t layer_base = (size_t)layer * kv.n_pages * kv.page_size * kv_dim + (size_t)kvh * HD + lane;
     float kk[ATTN_UNROLL][E], vv[ATTN_UNROLL][E];
@@ -1314,6 +1324,19 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNR
     };
     const int first = start + warp;
     fetch(first, own);
+    float kt[QE] = {}, vt[QE] = {};
+    if (early) { /* the query and the entry's own key and value: the previous kernel's outputs */
+        pdl_begin();
+        load_q();
+        if (own) {
+            const float *kh = rope.k + ((size_t)t * n_kv_heads + kvh) * HD, *vh = rope.v + ((size_t)t * n_kv_heads + kvh) * HD;
+#pragma unroll
+            for (int j = 0; j < QE; j++) {
+                const int i = threadIdx.x + j * blockDim.x;
+                kt[j] = i < HD ? kh[i] : 0.0f, vt[j] = i < HD ? vh[i] : 0.0f;
+            }
+        }
+    }
 #pragma unroll
     for (int j = 0; j < QE; j++) {
         const int i = threadIdx.x + j * blockDim.x;
@@ -1322,7 +1345,7 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNR
             if (own) s_k[i] = kt[j], s_v[i] = vt[j];
         }
     }
-    if (rope.k) { /* the RoPE here (CkRope): the query, and the entry's own key by the split that holds it */
+    if (early) { /* the RoPE here (CkRope): the query, and the entry's own key by the split that holds it */
         const int half = rope.rope_dim / 2;
         __syncthreads();
         for (int i = threadIdx.x; i < half; i += blockDim.x) {
@@ -1674,68 +1697,98 @@ extern "C" int ck_attention_tiled(const float *q, float *out, int T, int n_heads
 }
 
 /* ---- greedy choice: ARGMAX_BLOCKS blocks per row each reduce a slice to (max, first index, sum of
- * exp(x - max)); the row's last block to finish combines the slices in a fixed order (deterministic) ---- */
+ * exp(x - max)); the row's last block to finish combines the slices in a fixed order (deterministic).
+ * Latency, not bandwidth, is the cost (a row is 0.6 MB): each thread's values are loaded together
+ * (ARGMAX_VALS at a time: one round for vocabularies up to 256K), the counter's atomic releases and
+ * acquires the slices (no fences), and the last block reads them a slice a thread. ---- */
 
-#define ARGMAX_BLOCKS 64
+#define ARGMAX_BLOCKS 128
 #define ARGMAX_THREADS 256
+#define ARGMAX_VALS 8
 
 __device__ __forceinline__ void better(float &v, int &i, float ov, int oi) {
     if (ov > v || (ov == v && oi < i)) v = ov, i = oi;
 }
 
-__global__ void argmax_kernel(const float *logits, int vocab, float *part, unsigned *done, int32_t *ids,
-                              float *logprobs) {
+/* (v, i) of the block's threads: the best, to every thread (s_v, s_i: ARGMAX_THREADS / WARP entries) */
+__device__ __forceinline__ void block_better(float &v, int &i, float *s_v, int *s_i) {
+    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+#pragma unroll
+    for (int o = WARP / 2; o > 0; o >>= 1)
+        better(v, i, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, i, o));
+    if (lane == 0) s_v[warp] = v, s_i[warp] = i;
+    __syncthreads();
+    v = -INFINITY, i = 0x7fffffff;
+    for (int w = 0; w < ARGMAX_THREADS / WARP; w++) better(v, i, s_v[w], s_i[w]);
+    __syncthreads(); /* s_v and s_i may be written again */
+}
+
+/* the block's sum of z, to every thread */
+__device__ __forceinline__ float block_sum_to_all(float z, float *s_z) {
+    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    z = warp_sum(z);
+    if (lane == 0) s_z[warp] = z;
+    __syncthreads();
+    z = 0.0f;
+    for (int w = 0; w < ARGMAX_THREADS / WARP; w++) z += s_z[w];
+    __syncthreads();
+    return z;
+}
+
+__global__ void __launch_bounds__(ARGMAX_THREADS) argmax_kernel(const float *logits, int vocab, float *part,
+                                                                unsigned *done, int32_t *ids, float *logprobs) {
     pdl_begin();
-    __shared__ float s_v[32], s_z[32];
-    __shared__ int s_i[32];
+    __shared__ float s_v[ARGMAX_THREADS / WARP], s_z[ARGMAX_THREADS / WARP];
+    __shared__ int s_i[ARGMAX_THREADS / WARP];
     __shared__ bool last;
-    const int row = blockIdx.y, b = blockIdx.x, lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    const int row = blockIdx.y, b = blockIdx.x;
     const float *x = logits + (size_t)row * vocab;
     const int per = (vocab + ARGMAX_BLOCKS - 1) / ARGMAX_BLOCKS, lo = b * per, hi = min(vocab, lo + per);
     float best = -INFINITY;
     int bi = 0x7fffffff;
-    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) better(best, bi, x[i], i);
+    float v[ARGMAX_VALS] = {};
+    for (int i0 = lo + threadIdx.x; i0 < hi; i0 += ARGMAX_VALS * ARGMAX_THREADS) {
 #pragma unroll
-    for (int o = WARP / 2; o > 0; o >>= 1)
-        better(best, bi, __shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, bi, o));
-    if (lane == 0) s_v[warp] = best, s_i[warp] = bi;
-    __syncthreads();
-    if (warp == 0) {
-        best = lane < ARGMAX_THREADS / WARP ? s_v[lane] : -INFINITY;
-        bi = lane < ARGMAX_THREADS / WARP ? s_i[lane] : 0x7fffffff;
+        for (int j = 0; j < ARGMAX_VALS; j++) v[j] = i0 + j * ARGMAX_THREADS < hi ? x[i0 + j * ARGMAX_THREADS] : -INFINITY;
 #pragma unroll
-        for (int o = WARP / 2; o > 0; o >>= 1)
-            better(best, bi, __shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, bi, o));
-        if (lane == 0) s_v[0] = best, s_i[0] = bi;
+        for (int j = 0; j < ARGMAX_VALS; j++)
+            if (i0 + j * ARGMAX_THREADS < hi) better(best, bi, v[j], i0 + j * ARGMAX_THREADS);
     }
-    __syncthreads();
-    const float m = s_v[0];
+    block_better(best, bi, s_v, s_i);
+    const float m = best;
     float z = 0.0f;
-    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) z += expf(x[i] - m);
-    z = warp_sum(z);
-    if (lane == 0) s_z[warp] = z;
-    __syncthreads();
+    if (hi - lo <= ARGMAX_VALS * ARGMAX_THREADS) { /* one round: the values are still here */
+#pragma unroll
+        for (int j = 0; j < ARGMAX_VALS; j++) z += lo + (int)threadIdx.x + j * ARGMAX_THREADS < hi ? expf(v[j] - m) : 0.0f;
+    } else {
+        for (int i = lo + threadIdx.x; i < hi; i += ARGMAX_THREADS) z += expf(x[i] - m);
+    }
+    z = block_sum_to_all(z, s_z);
     if (threadIdx.x == 0) {
-        float zs = 0.0f;
-        for (int w = 0; w < ARGMAX_THREADS / WARP; w++) zs += s_z[w];
         float *p = part + ((size_t)row * ARGMAX_BLOCKS + b) * 3;
-        p[0] = m, p[1] = __int_as_float(s_i[0]), p[2] = zs;
-        __threadfence();
-        last = atomicAdd(&done[row], 1u) == ARGMAX_BLOCKS - 1;
+        p[0] = m, p[1] = __int_as_float(bi), p[2] = z;
+        last = atomic_add_acq_rel(&done[row], 1u) == ARGMAX_BLOCKS - 1;
     }
     __syncthreads();
-    if (!last || threadIdx.x != 0) return;
-    __threadfence();
-    const volatile float *p = part + (size_t)row * ARGMAX_BLOCKS * 3;
-    float M = -INFINITY;
-    int I = 0x7fffffff;
-    for (int k = 0; k < ARGMAX_BLOCKS; k++) better(M, I, p[3 * k], __float_as_int(p[3 * k + 1]));
-    float Z = 0.0f;
-    for (int k = 0; k < ARGMAX_BLOCKS; k++)
-        if (p[3 * k + 2] > 0.0f) Z += p[3 * k + 2] * expf(p[3 * k] - M);
-    ids[row] = I;
-    logprobs[row] = -logf(Z);
-    done[row] = 0; /* ready for the next step */
+    if (!last) return;
+    /* the last block: slice k's maximum, index and sum by thread k, all loads at once (L2: the other blocks
+     * wrote them; a loop of volatile loads by one thread had made 64 round trips in turn, 23 us of a 0.5B
+     * decode step) */
+    static_assert(ARGMAX_BLOCKS <= ARGMAX_THREADS, "the last block reads a slice a thread");
+    const float *p = part + (size_t)row * ARGMAX_BLOCKS * 3;
+    const int k = threadIdx.x;
+    const float mk = k < ARGMAX_BLOCKS ? __ldcg(p + 3 * k) : -INFINITY;
+    const int ik = k < ARGMAX_BLOCKS ? __float_as_int(__ldcg(p + 3 * k + 1)) : 0x7fffffff;
+    const float zk = k < ARGMAX_BLOCKS ? __ldcg(p + 3 * k + 2) : 0.0f;
+    float M = mk;
+    int I = ik;
+    block_better(M, I, s_v, s_i);
+    const float Z = block_sum_to_all(zk > 0.0f ? zk * expf(mk - M) : 0.0f, s_z);
+    if (threadIdx.x == 0) {
+        ids[row] = I;
+        logprobs[row] = -logf(Z);
+        done[row] = 0; /* ready for the next step */
+    }
 }
 
 /* The scratch ck_argmax needs for n rows: bytes of device memory, zeroed once before the first call. */
