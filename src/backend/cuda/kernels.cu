@@ -1190,13 +1190,24 @@ __device__ __forceinline__ void rope_index(int i, int half, int neox, int &a, in
     a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
 }
 
-/* One pair rotated by the angle pos * inv_freq, rounded as written (no contraction left to the compiler), so
- * that ck_rope_kv and the attention's own RoPE (CkRope) give the same bits. */
-__device__ __forceinline__ void rope_pair(float &x0, float &x1, int pos, float inv_freq) {
-    const float angle = (float)pos * inv_freq, c = cosf(angle), sn = sinf(angle);
+/* One pair rotated by the angle pos * inv_freq (rope_angle: its cosine and sine), rounded as written (no
+ * contraction left to the compiler), so that ck_rope_kv and the attention's own RoPE (CkRope) give the same
+ * bits. */
+__device__ __forceinline__ void rope_angle(int pos, float inv_freq, float &c, float &sn) {
+    const float angle = (float)pos * inv_freq;
+    c = cosf(angle), sn = sinf(angle);
+}
+
+__device__ __forceinline__ void rope_rotate(float &x0, float &x1, float c, float sn) {
     const float a = x0, b = x1;
     x0 = __fmaf_rn(a, c, -__fmul_rn(b, sn));
     x1 = __fmaf_rn(a, sn, __fmul_rn(b, c));
+}
+
+__device__ __forceinline__ void rope_pair(float &x0, float &x1, int pos, float inv_freq) {
+    float c, sn;
+    rope_angle(pos, inv_freq, c, sn);
+    rope_rotate(x0, x1, c, sn);
 }
 
 __global__ void rope_kv_kernel(float *q, float *k, const float *v, const float *inv_freq, int n_heads,
@@ -1324,6 +1335,11 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNR
     };
     const int first = start + warp;
     fetch(first, own);
+    /* the own entry's place in the store (its page entry: a step input) and the RoPE's rotation of pair
+     * threadIdx.x, while the loads above are in flight */
+    const size_t own_off = own ? kv_offset(kv, layer, seq, n - 1, kv_dim) + (size_t)kvh * HD : 0;
+    float rc = 0.0f, rs = 0.0f;
+    if (early && (int)threadIdx.x < rope.rope_dim / 2) rope_angle(n - 1, freq, rc, rs);
     float kt[QE] = {}, vt[QE] = {};
     if (early) { /* the query and the entry's own key and value: the previous kernel's outputs */
         pdl_begin();
@@ -1347,20 +1363,19 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNR
     }
     if (early) { /* the RoPE here (CkRope): the query, and the entry's own key by the split that holds it */
         const int half = rope.rope_dim / 2;
+        static_assert(HD / 2 <= ATTN_WARPS * WARP, "a thread a pair");
         __syncthreads();
-        for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        if ((int)threadIdx.x < half) {
             int a, b;
-            rope_index(i, half, rope.neox, a, b);
-            const float f = i == (int)threadIdx.x ? freq : rope.inv_freq[i];
-            rope_pair(s_q[a], s_q[b], n - 1, f);
-            if (own) rope_pair(s_k[a], s_k[b], n - 1, f);
+            rope_index(threadIdx.x, half, rope.neox, a, b);
+            rope_rotate(s_q[a], s_q[b], rc, rs);
+            if (own) rope_rotate(s_k[a], s_k[b], rc, rs);
         }
         __syncthreads();
         if (own) { /* every head of the group writes the same bits */
-            const size_t off = kv_offset(kv, layer, seq, n - 1, kv_dim) + (size_t)kvh * HD;
             for (int i = threadIdx.x; i < HD; i += blockDim.x) {
-                ((__half *)kv.k)[off + i] = __float2half_rn(s_k[i]);
-                ((__half *)kv.v)[off + i] = __float2half_rn(s_v[i]);
+                ((__half *)kv.k)[own_off + i] = __float2half_rn(s_k[i]);
+                ((__half *)kv.v)[own_off + i] = __float2half_rn(s_v[i]);
             }
 #pragma unroll
             for (int u = 0; u < ATTN_UNROLL; u++)
