@@ -226,6 +226,15 @@ static int is_float_type(uint32_t t) {
     return t == QT_F32 || t == QT_F16 || t == QT_BF16;
 }
 
+/* What the producer of a product's input writes beside it: the 8-bit form (q8, NULL in exact mode and
+ * beyond the GEMV kernels) when one of the product's weights is quantized; float weights meet the fp32
+ * activations, so for them the quantization is skipped (F16 0.5B: 3.3 us a layer was the down
+ * projection's input quantized for nothing). */
+static const CkQ8 *q8_for(const CkQ8 *q8, const CkMat *a, const CkMat *b, const CkMat *c) {
+    const int quantized = !is_float_type(a->type) || (b && !is_float_type(b->type)) || (c && !is_float_type(c->type));
+    return quantized ? q8 : NULL;
+}
+
 /* y (T, rows) = x (T, cols) W^T (+ bias) (+ y): the fused GEMV kernels up to gemv_max_t entries, the
  * tensor cores beyond (cuBLAS for float weights as stored, else ck_gemm on tiles dequantized in shared
  * memory). xh_has_x: s->xh already holds x in fp16 (an earlier product of the same input); returns whether
@@ -278,7 +287,7 @@ static void enqueue_head(CudaBackend *s, int r0, int n, int argmax) {
     const Config *c = s->c;
     mark(s, P_NORM);
     ck_rmsnorm(s->x, in_rows(s, s->d_in) + r0, s->output_norm, s->xb, n, c->dim, c->norm_eps, n <= s->gemv_max_t,
-               n <= s->gemv_max_t ? q8_of(s) : NULL, s->stream);
+               n <= s->gemv_max_t ? q8_for(q8_of(s), &s->output, NULL, NULL) : NULL, s->stream);
     mark(s, P_HEAD);
     matmul(s, &s->output, s->xb, n, s->logits, NULL, 0, 0);
     if (argmax) {
@@ -304,7 +313,8 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
     for (int l = 0; l < c->n_layers; l++) {
         const CudaLayer *L = &s->layers[l];
         mark(s, P_NORM);
-        ck_rmsnorm(s->x, NULL, L->attn_norm, s->xb, T, dim, c->norm_eps, gemv, q8, s->stream);
+        ck_rmsnorm(s->x, NULL, L->attn_norm, s->xb, T, dim, c->norm_eps, gemv, q8_for(q8, &L->wq, &L->wk, &L->wv),
+                   s->stream);
         mark(s, P_QKV);
         const CkGemvOut qkv[3] = {{&L->wq, s->q, L->bq}, {&L->wk, s->k, L->bk}, {&L->wv, s->v, L->bv}};
         const int qkv_gemm = !gemv && !matmul_multi(s, qkv, 3, s->xb, T);
@@ -345,13 +355,14 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
             }
             mark(s, P_ATTN);
             ck_attention(s->q + (size_t)t0 * s->q_dim, s->xb + (size_t)t0 * s->q_dim, s->part, splits, split_len, n,
-                         c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, gemv, q8, s->attn_done,
-                         attn == ATTN_SPLIT_ROPE ? &rope : NULL, s->stream);
+                         c->n_heads, c->n_kv_heads, c->head_dim, &kv, l, gemv, q8_for(q8, &L->wo, NULL, NULL),
+                         s->attn_done, attn == ATTN_SPLIT_ROPE ? &rope : NULL, s->stream);
         }
         mark(s, P_WO);
         matmul(s, &L->wo, s->xb, T, s->x, NULL, 1, 0);
         mark(s, P_NORM);
-        ck_rmsnorm(s->x, NULL, L->ffn_norm, s->xb, T, dim, c->norm_eps, gemv, q8, s->stream);
+        ck_rmsnorm(s->x, NULL, L->ffn_norm, s->xb, T, dim, c->norm_eps, gemv, q8_for(q8, &L->gate, &L->up, NULL),
+                   s->stream);
         mark(s, P_GATE_UP);
         const float *h = s->hb;
         if (!gemv || ck_gemv_swiglu(&L->gate, &L->up, s->xb, q8, T, s->hb, s->stream)) {
@@ -364,7 +375,7 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
             ck_swiglu(s->hb, s->hb2, (size_t)T * c->hidden_dim, s->stream);
             if (gemv) ck_to_gemv_layout(s->hb, s->hb2, T, c->hidden_dim, s->stream), h = s->hb2;
         }
-        if (q8) ck_quantize_q8(h, q8, T, c->hidden_dim, s->stream);
+        if (q8_for(q8, &L->down, NULL, NULL)) ck_quantize_q8(h, q8, T, c->hidden_dim, s->stream);
         mark(s, P_DOWN);
         matmul(s, &L->down, h, T, s->x, NULL, 1, 0);
         if (hidden)
