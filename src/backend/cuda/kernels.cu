@@ -1452,12 +1452,20 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNR
     if (threadIdx.x == 0) last = atomic_add_acq_rel(&done[(size_t)t * n_heads + h], 1u) == (unsigned)(splits - 1);
     __syncthreads();
     if (!last) return;
-    /* split k's maximum and sum by thread k, all at once (L2 loads: the other blocks wrote them), then each
-     * value's sum over the splits, its loads in groups of 16 */
+    /* split k's maximum and sum by thread k and, with them, the first ATTN_PV splits' partial sums of value
+     * threadIdx.x (L2 loads: the other blocks wrote them); then each value's sum over the splits, its loads
+     * ATTN_PV splits at a time (a context of up to 1,024 positions: one round trip in all) */
     const float *ps = part + ((size_t)t * n_heads + h) * max_splits * (HD + 2);
     const int k = threadIdx.x;
     const float mk = k < splits ? __ldcg(ps + (size_t)k * (HD + 2)) : -INFINITY;
     const float lk = k < splits ? __ldcg(ps + (size_t)k * (HD + 2) + 1) : 0.0f;
+    constexpr int ATTN_PV = 32;
+    float pv[ATTN_PV];
+    auto load_pv = [&](int k0, int i) {
+#pragma unroll
+        for (int j = 0; j < ATTN_PV; j++) pv[j] = k0 + j < splits ? __ldcg(ps + (size_t)(k0 + j) * (HD + 2) + 2 + i) : 0.0f;
+    };
+    if ((int)threadIdx.x < HD) load_pv(0, threadIdx.x);
     __shared__ float s_w[ATTN_WARPS * WARP], s_red[ATTN_WARPS];
     const float wm = warp_max(mk);
     if (lane == 0) s_red[warp] = wm;
@@ -1476,12 +1484,10 @@ __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNR
     for (int w = 0; w < ATTN_WARPS; w++) LL += s_red[w];
     for (int i = threadIdx.x; i < HD; i += blockDim.x) {
         float a = 0.0f;
-        for (int k0 = 0; k0 < splits; k0 += 16) {
-            float pv[16];
+        for (int k0 = 0; k0 < splits; k0 += ATTN_PV) {
+            if (k0 > 0 || i != (int)threadIdx.x) load_pv(k0, i);
 #pragma unroll
-            for (int j = 0; j < 16; j++) pv[j] = __ldcg(ps + (size_t)min(k0 + j, splits - 1) * (HD + 2) + 2 + i);
-#pragma unroll
-            for (int j = 0; j < 16; j++)
+            for (int j = 0; j < ATTN_PV; j++)
                 if (k0 + j < splits) a += pv[j] * s_w[k0 + j];
         }
         out[(size_t)t * n_heads * HD + out_at(h * HD + i, n_heads * HD, gemv_layout)] = a / LL;
