@@ -1269,7 +1269,7 @@ __host__ __device__ constexpr int attn_min_blocks(int hd, int unroll) {
  * here, the position, sequence, the first round's page entries, keys and values before the previous kernel
  * has finished (early, below), then the query and the entry's own new key and value; the first round's
  * loads before the RoPE's barriers (a round's loads branch-free: below); and the combining block reads the
- * splits' maxima and sums a split a thread, their partial sums 16 splits at a time. */
+ * splits' maxima and sums a split a thread and, with them, the first 32 splits' partial sums. */
 template <int HD, int ATTN_UNROLL>
 __global__ void __launch_bounds__(ATTN_WARPS *WARP, attn_min_blocks(HD, ATTN_UNROLL))
     attn_partial_kernel(const float *q, float *out, float *part, int max_splits, int split_len, int n_heads,
