@@ -1744,22 +1744,10 @@ __device__ __forceinline__ void block_better(float &v, int &i, float *s_v, int *
     __syncthreads(); /* s_v and s_i may be written again */
 }
 
-/* the block's sum of z, to every thread */
-__device__ __forceinline__ float block_sum_to_all(float z, float *s_z) {
-    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
-    z = warp_sum(z);
-    if (lane == 0) s_z[warp] = z;
-    __syncthreads();
-    z = 0.0f;
-    for (int w = 0; w < ARGMAX_THREADS / WARP; w++) z += s_z[w];
-    __syncthreads();
-    return z;
-}
-
 __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_kernel(const float *logits, int vocab, float *part,
                                                                 unsigned *done, int32_t *ids, float *logprobs) {
     pdl_begin();
-    __shared__ float s_v[ARGMAX_THREADS / WARP], s_z[ARGMAX_THREADS / WARP];
+    __shared__ float s_v[ARGMAX_THREADS / WARP];
     __shared__ int s_i[ARGMAX_THREADS / WARP];
     __shared__ bool last;
     const int row = blockIdx.y, b = blockIdx.x;
@@ -1784,7 +1772,7 @@ __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_kernel(const float *log
     } else {
         for (int i = lo + threadIdx.x; i < hi; i += ARGMAX_THREADS) z += expf(x[i] - m);
     }
-    z = block_sum_to_all(z, s_z);
+    z = block_sum(z);
     if (threadIdx.x == 0) {
         float *p = part + ((size_t)row * ARGMAX_BLOCKS + b) * 3;
         p[0] = m, p[1] = __int_as_float(bi), p[2] = z;
@@ -1804,7 +1792,7 @@ __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_kernel(const float *log
     float M = mk;
     int I = ik;
     block_better(M, I, s_v, s_i);
-    const float Z = block_sum_to_all(zk > 0.0f ? zk * expf(mk - M) : 0.0f, s_z);
+    const float Z = block_sum(zk > 0.0f ? zk * expf(mk - M) : 0.0f);
     if (threadIdx.x == 0) {
         ids[row] = I;
         logprobs[row] = -logf(Z);
