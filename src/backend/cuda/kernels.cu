@@ -556,14 +556,15 @@ __device__ __forceinline__ GemvRow gemv_row(const GemvOuts &o, int g, size_t row
  * (chunks w, w + KS, ... when staged), and the row's first warp adds the KS partial sums in order. Long rows
  * against few of them (the 7B down projection with float weights; 0.5B's down projection) otherwise leave too
  * few warps to fill the device. RW rows per warp (2: staged rows of one chunk, both fetched before the
- * previous kernel has finished, in the two register sets that longer rows use for their next two chunks):
- * half the warps, every weight byte in flight at once. */
+ * previous kernel has finished, in the two register sets that longer rows use for their next two chunks;
+ * or direct float rows of one round, gemv_float_two_rows): half the warps, every weight byte in flight at
+ * once. */
 template <int T, int NT, bool Q8, int KS, int RW>
 __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     gemv_kernel(GemvOuts o, size_t row_bytes, int cols, const float *x, CkQ8 xq, int accumulate) {
     constexpr bool staged = !direct_rows<T, Q8>();
     static_assert(KS == 1 || KS == GEMV_WARPS, "a row per warp, or a block per row");
-    static_assert(RW == 1 || (RW == 2 && staged && KS == 1), "two rows a warp: staged rows of one chunk");
+    static_assert(RW == 1 || (RW == 2 && KS == 1), "two rows a warp: rows of one chunk or one round");
     constexpr int CB = staged ? Chunk<T>::bytes : 16;
     __shared__ __align__(16) uint8_t stage[GEMV_WARPS][(CB + 15) / 16 * 16 + 16];
     __shared__ float part[KS > 1 ? GEMV_WARPS : 1][NT];
@@ -622,8 +623,10 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
                 gemv_chunk<T, NT, Q8>(rb, stage[warp], wr, units, u0 + step, 2 * step, lane, x, xq, cols, acc[0]);
         }
     } else {
-        const uint8_t *const rows1[1] = {r[0].w};
-        gemv_direct_rows<T, NT, Q8, 1>(rows1, units, sub * WARP + lane, KS * WARP, x, xq, cols, acc, ready);
+        const uint8_t *rows[RW]; /* RW == 2 with one row left: that row twice */
+#pragma unroll
+        for (int k = 0; k < RW; k++) rows[k] = r[k].w;
+        gemv_direct_rows<T, NT, Q8, RW>(rows, units, sub * WARP + lane, KS * WARP, x, xq, cols, acc, ready);
     }
 #pragma unroll
     for (int k = 0; k < RW; k++) {
@@ -735,6 +738,17 @@ static int gemv_two_rows(int units) {
     return units <= WARP;
 }
 
+static int sm_count();
+
+/* Float rows of one round (a unit a lane at most) take two a warp when they are many (the 0.5B F16 LM head:
+ * 151,936 rows of 28 units): a warp of one row has 1.8 KB in flight, and the device holds too few warps
+ * (128 registers a thread: 16 an SM) to cover the memory's latency with that; the second row costs no
+ * registers beyond its accumulator. H100, 0.5B F16 decode 1,434 -> 1,468 tok/s (medians of 4). The quantized
+ * layouts hold a set of registers a row (Q8_0: 48 -> 80, 0.5B Q8_0 decode 1,882 -> 1,826). */
+static int gemv_float_two_rows(int units, int rows) {
+    return units <= WARP && rows >= 16 * GEMV_WARPS * sm_count();
+}
+
 template <int T, int NT>
 static void gemv_swiglu_launch(const CkMat *g, const CkMat *u, const float *x, const CkQ8 *xq, int t0, float *y,
                                cudaStream_t s) {
@@ -831,6 +845,11 @@ static void gemv_launch(GemvOuts o, size_t row_bytes, int cols, const float *x, 
         }
     }
     if constexpr (!quantized_type<T>()) {
+        if (NT == 1 && gemv_float_two_rows(cols / 32, rows)) {
+            launch((gemv_kernel<T, NT, false, 1, NT == 1 ? 2 : 1>), blocks_for(rows, 2 * GEMV_WARPS), GEMV_WARPS * WARP,
+                   s, o, row_bytes, cols, xs, CkQ8{}, accumulate);
+            return;
+        }
         if (gemv_float_split(cols / 32) == GEMV_WARPS) {
             launch((gemv_kernel<T, NT, false, GEMV_WARPS, 1>), rows, GEMV_WARPS * WARP, s, o, row_bytes, cols, xs,
                    CkQ8{}, accumulate);
