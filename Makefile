@@ -53,8 +53,12 @@ TEST_SRC := $(wildcard tests/unit/*.c)
 
 ifeq ($(CUDA),1)
   CFLAGS   += -DORCD_CUDA -I$(CUDA_HOME)/include -DORCD_CUDA_LIB_DIR='"$(CUDA_HOME)/lib64"'
-  NVFLAGS  := -O2 -std=c++17 -Xcompiler -Wall,-Wextra,-Werror $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
+  NVFLAGS  := -O2 -std=c++17 -MMD -MP -Xcompiler -Wall,-Wextra,-Werror $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
   CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
+  ifeq ($(TIMELINE),1) # a developer's build: each decode kernel's time inside the graph (src/backend/cuda/timeline.cuh)
+    CFLAGS  += -DORCD_TIMELINE
+    NVFLAGS += -DORCD_TIMELINE
+  endif
   LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lstdc++
 else
   CU_OBJ   :=

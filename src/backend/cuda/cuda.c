@@ -493,6 +493,13 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
         g->T = T, g->split_len = split_len, g->splits = splits, g->argmax = argmax, g->attn = attn;
         s->n_graphs++;
     }
+#ifdef ORCD_TIMELINE
+    /* a developer's build (timeline.cuh): the 100th graph-replayed step's kernels, to the file ORCD_TIMELINE */
+    static long tl_steps;
+    const char *tl_path = getenv("ORCD_TIMELINE");
+    const int tl = g && tl_path && ++tl_steps == 100;
+    if (tl) CU(ck_timeline_arm(s->stream) ? cudaErrorUnknown : cudaSuccess, "timeline");
+#endif
     if (g) CU(cudaGraphLaunch(g->exec, s->stream), "launch graph");
     else enqueue_forward(s, T, chunked ? 0 : n_out, argmax, split_len, splits, kv->pages_per_slot, attn, b->hidden);
 
@@ -535,6 +542,14 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
         if (n_out) CU(cudaMemcpyAsync(logits, s->logits, bytes, cudaMemcpyDeviceToHost, s->stream), "copy logits");
         CU(cudaStreamSynchronize(s->stream), "forward");
     }
+#ifdef ORCD_TIMELINE
+    if (tl) {
+        FILE *f = fopen(tl_path, "w");
+        CU(cudaStreamSynchronize(s->stream), "forward");
+        if (!f || ck_timeline_dump(f)) fprintf(stderr, "timeline: could not write %s\n", tl_path);
+        if (f) fclose(f);
+    }
+#endif
     prof_collect(s);
     return 0;
 }

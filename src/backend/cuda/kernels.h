@@ -59,6 +59,13 @@ typedef struct CkQ8 {
  * process-wide, set by the backend before each step it enqueues (the engine's one thread). */
 void ck_set_pdl(int on);
 
+#ifdef ORCD_TIMELINE
+#include <stdio.h>
+/* a developer's build (timeline.cuh): empty the kernels' timeline before a step; write it after */
+int ck_timeline_arm(cudaStream_t stream);
+int ck_timeline_dump(FILE *f);
+#endif
+
 /* Whether the kernels have a device layout for `type` (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
  * Q2_K..Q6_K). */
 int ck_type_supported(uint32_t type);
