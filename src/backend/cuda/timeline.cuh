@@ -146,7 +146,8 @@ extern "C" int ck_timeline_dump(FILE *f) {
     for (unsigned i = 0; i < nl; i++) {
         const double z = (double)l[0].t0;
         const TlLaunch &c = l[i];
-        fprintf(f, "%5u %6u %9.2f %9.2f %9.2f %9.2f %7.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n", c.line, c.blocks, (c.t0 - z) / 1e3,
+        fprintf(f, "%5u %6u %9.2f %9.2f %9.2f %9.2f %7.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n", c.line, c.blocks,
+                (c.t0 - z) / 1e3,
                 c.t1_first == ~0ull ? -1.0 : (c.t1_first - z) / 1e3, c.t1_last ? (c.t1_last - z) / 1e3 : -1.0,
                 (c.t2_last - z) / 1e3, ((double)c.t2_last - (double)prev) / 1e3, (c.t0_last - z) / 1e3,
                 c.m_last[0] ? (c.m_last[0] - z) / 1e3 : -1.0, c.m_last[1] ? (c.m_last[1] - z) / 1e3 : -1.0,
