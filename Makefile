@@ -135,9 +135,11 @@ test: deps model
 SANITIZER ?= $(shell command -v compute-sanitizer 2>/dev/null || { test -x $(CUDA_HOME)/bin/compute-sanitizer && echo $(CUDA_HOME)/bin/compute-sanitizer; })
 
 gpu-test: $(BUILD)/orcd $(BUILD)/unit_tests
+	$(MAKE) --no-print-directory TIMELINE=1 BUILD=$(BUILD)/timeline $(BUILD)/timeline/orcd
 	$(BUILD)/unit_tests cuda
 	$(if $(SANITIZER),$(SANITIZER) --tool memcheck --leak-check full --error-exitcode 1 $(BUILD)/unit_tests cuda)
-	ORCD_BIN=$(BUILD)/orcd ORCD_MODELS=models $(PYTHON) -m pytest -q -rs -s tests/python/test_cuda.py
+	ORCD_BIN=$(BUILD)/orcd ORCD_TIMELINE_BIN=$(BUILD)/timeline/orcd ORCD_MODELS=models \
+	  $(PYTHON) -m pytest -q -rs -s tests/python/test_cuda.py
 
 # ---- benchmarks (programs that print figures; never assertions) ----
 

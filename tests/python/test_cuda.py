@@ -215,6 +215,50 @@ def test_top_k_candidates_choose_as_whole_rows(orcd_bin, cuda_device, gen_dir):
         assert len(fast) == 64 and fast == whole, f"--temp {temp} {' '.join(opts)}: the tokens differ"
 
 
+def kernel_lines() -> dict:
+    """kernels.cu's TL_KERNEL lines (what the timeline records) -> the name of the kernel they open."""
+    names, last = {}, None
+    for i, line in enumerate((REPO / "src" / "backend" / "cuda" / "kernels.cu").read_text().splitlines(), 1):
+        if "__global__" in line or last == "?":
+            words = [w.split("(")[0] for w in line.replace("__global__", " ").split() if "(" in w]
+            last = next((w for w in words if w.endswith("_kernel")), "?")
+        if line.strip() == "TL_KERNEL();":
+            names[i], last = last, None
+    return names
+
+
+def test_timeline_build_times_every_kernel(cuda_device, gen_dir, tmp_path):
+    """The timeline build (make TIMELINE=1, src/backend/cuda/timeline.cuh; `make gpu-test` builds it and sets
+    ORCD_TIMELINE_BIN): the 100th graph-replayed decode step of greedy generation is written a line a launch,
+    the forward's kernels in order (the embedding; per layer RMSNorm, Q/K/V, attention with the RoPE inside, O,
+    RMSNorm, gate/up, down; the final norm, LM head and greedy choice: an F16 model, so no 8-bit inputs), and
+    the times obey programmatic dependent launch: each kernel's blocks start no later than they wait, and
+    its first wait returns only after the previous kernel's blocks have all returned."""
+    tl_bin = os.environ.get("ORCD_TIMELINE_BIN")
+    if not tl_bin:
+        pytest.skip("ORCD_TIMELINE_BIN not set (make gpu-test builds the timeline build and sets it)")
+    model = make_model(gen_dir, "qwen2", "F16")
+    out = tmp_path / "timeline.txt"
+    r = subprocess.run([tl_bin, "generate", "-m", str(model), "-p", "Once upon a time", "-n", "128", "--temp", "0"],
+                       capture_output=True, timeout=300, env={**os.environ, "ORCD_TIMELINE": str(out)})
+    assert r.returncode == 0, r.stderr.decode()
+    names = kernel_lines()
+    rows = [line.split() for line in out.read_text().splitlines() if not line.startswith("#")]
+    got = [names.get(int(f[0]), f"line {f[0]}") for f in rows]
+    layer = ["rmsnorm_kernel", "gemv_kernel", "attn_partial_kernel", "gemv_kernel", "rmsnorm_kernel",
+             "gemv_swiglu_kernel", "gemv_kernel"]
+    n_layers = 2  # gen_model.py's tiny shape
+    assert got == ["embed_kernel", *layer * n_layers, "rmsnorm_kernel", "gemv_kernel", "argmax_kernel"], got
+    prev_end = None
+    for f, name in zip(rows, got):
+        start, first_wait, last_wait, end = (float(v) for v in f[2:6])
+        assert 0 <= start <= first_wait <= last_wait <= end, f"{name}: {f}"
+        if prev_end is not None:
+            assert first_wait >= prev_end, f"{name} waited until {first_wait} us, the kernel before ended at {prev_end}"
+        prev_end = end
+    print(f"timeline: {len(rows)} launches, step {prev_end:.1f} us")
+
+
 GOLDEN = REPO / "tests" / "golden" / "qwen2.5-coder-0.5b"
 GPU_EXACT_ATOL = 0.1   # GPU exact mode against transformers: fp16 KV store and fp16 tensor-core inputs
 GPU_8BIT_MEAN = 0.1    # 8-bit activations: the CPU's fast-mode bound (test_logits.FAST_MEAN_ATOL)

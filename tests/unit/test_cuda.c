@@ -199,7 +199,8 @@ TEST(cuda_gemv_every_type) {
                              {5, 40, 3}, {3, 81, 2},
                              /* rows of 256+ units: float weights take 4 warps a row */
                              {6, 300, 2}, {3, 260, 5},
-                             /* many rows of one round, one entry: two rows a warp, an odd last one */
+                             /* many rows of one round, one entry: two rows a warp (gate/up: two pairs a
+                              * warp), an odd last one */
                              {20001, 3, 1}};
     double worst_rel = 0;
     const char *worst_at = "";

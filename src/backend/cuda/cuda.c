@@ -544,8 +544,8 @@ static int forward_common(CudaBackend *s, const Batch *b, const KVPages *kv, int
     }
 #ifdef ORCD_TIMELINE
     if (tl) {
-        FILE *f = fopen(tl_path, "w");
         CU(cudaStreamSynchronize(s->stream), "forward");
+        FILE *f = fopen(tl_path, "w");
         if (!f || ck_timeline_dump(f)) fprintf(stderr, "timeline: could not write %s\n", tl_path);
         if (f) fclose(f);
     }
