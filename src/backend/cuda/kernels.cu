@@ -665,7 +665,7 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
 
 /* gate and up rows r together, out = silu(gate . x) * (up . x): the SwiGLU input of the FFN in one pass.
  * RW rows per warp as gemv_kernel's (2: staged rows of one chunk, or direct float rows of one round:
- * gemv_swiglu_two_pairs). */
+ * gemv_two_rows). */
 template <int T, int NT, bool Q8, int RW>
 __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     gemv_swiglu_kernel(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, int rows, int cols, const float *x,
@@ -746,9 +746,11 @@ static CkQ8 q8_rows(const CkQ8 &q, int t0, int n) {
     return CkQ8{q.qs + (size_t)t0 * n, q.d + (size_t)t0 * (n / 32), q.sum + (size_t)t0 * (n / 32)};
 }
 
-/* Staged rows of one chunk (up to 32 units) take two a warp (gemv_kernel's RW). H100, 0.5B (rows of 28
- * units, when its Q5_0 and Q8_0 rows were staged): Q4_K_M decode 1,166 -> 1,190 tok/s, Q8_0 1,170 -> 1,195;
- * the gate/up kernel went from 1.84 waves to 0.66. */
+/* Staged rows of one chunk (up to 32 units) take two a warp (gemv_kernel's RW), and so do float gate/up
+ * pairs of one round (gemv_swiglu_kernel's RW). H100, 0.5B (rows of 28 units, when its Q5_0 and Q8_0 rows
+ * were staged): Q4_K_M decode 1,166 -> 1,190 tok/s, Q8_0 1,170 -> 1,195; the gate/up kernel went from 1.84
+ * waves to 0.66. F16 gate/up (4,864 pairs: 2.3 waves of one pair a warp, 128 registers a thread, 16 warps an
+ * SM, 3.6 KB in flight each): 0.5B F16 decode 1,444 -> 1,469 tok/s (medians of 4, one call). */
 static int gemv_two_rows(int units) {
     return units <= WARP;
 }
@@ -762,13 +764,6 @@ static int sm_count();
  * layouts hold a set of registers a row (Q8_0: 48 -> 80, 0.5B Q8_0 decode 1,882 -> 1,826). */
 static int gemv_float_two_rows(int units, int rows) {
     return units <= WARP && rows >= 16 * GEMV_WARPS * sm_count();
-}
-
-/* Float gate/up rows of one round (a unit a lane at most) take two pairs a warp: the 0.5B's 4,864 pairs of
- * 28 units were 2.3 waves of one pair a warp (128 registers a thread: 16 warps an SM), each with 3.6 KB in
- * flight. H100, 0.5B F16 decode 1,444 -> 1,469 tok/s (medians of 4, one call). */
-static int gemv_swiglu_two_pairs(int units) {
-    return units <= WARP;
 }
 
 template <int T, int NT>
@@ -791,7 +786,7 @@ static void gemv_swiglu_launch(const CkMat *g, const CkMat *u, const float *x, c
         }
     }
     if constexpr (!quantized_type<T>()) {
-        if (NT == 1 && gemv_swiglu_two_pairs(cols / 32)) {
+        if (NT == 1 && gemv_two_rows(cols / 32)) { /* two pairs a warp */
             launch((gemv_swiglu_kernel<T, NT, false, NT == 1 ? 2 : 1>), blocks_for(rows, 2 * GEMV_WARPS),
                    GEMV_WARPS * WARP, s, wg, wu, g->row_bytes, rows, cols, xs, CkQ8{}, ys);
             return;
