@@ -230,8 +230,9 @@ def kernel_lines() -> dict:
 def test_timeline_build_times_every_kernel(cuda_device, gen_dir, tmp_path):
     """The timeline build (make TIMELINE=1, src/backend/cuda/timeline.cuh; `make gpu-test` builds it and sets
     ORCD_TIMELINE_BIN): the 100th graph-replayed decode step of greedy generation is written a line a launch,
-    the forward's kernels in order (the embedding; per layer RMSNorm, Q/K/V, attention with the RoPE inside, O,
-    RMSNorm, gate/up, down; the final norm, LM head and greedy choice: an F16 model, so no 8-bit inputs), and
+    the forward's kernels in order (the embedding; per layer Q/K/V, attention with the RoPE inside, O, gate/up,
+    down, the layer's two RMSNorms inside Q/K/V and gate/up; the final norm, LM head and greedy choice: an F16
+    model, so no 8-bit inputs), and
     the times obey programmatic dependent launch: each kernel's blocks start no later than they wait, and
     its first wait returns only after the previous kernel's blocks have all returned."""
     tl_bin = os.environ.get("ORCD_TIMELINE_BIN")
@@ -245,8 +246,7 @@ def test_timeline_build_times_every_kernel(cuda_device, gen_dir, tmp_path):
     names = kernel_lines()
     rows = [line.split() for line in out.read_text().splitlines() if not line.startswith("#")]
     got = [names.get(int(f[0]), f"line {f[0]}") for f in rows]
-    layer = ["rmsnorm_kernel", "gemv_kernel", "attn_partial_kernel", "gemv_kernel", "rmsnorm_kernel",
-             "gemv_swiglu_kernel", "gemv_kernel"]
+    layer = ["gemv_kernel", "attn_partial_kernel", "gemv_kernel", "gemv_swiglu_kernel", "gemv_kernel"]
     n_layers = 2  # gen_model.py's tiny shape
     assert got == ["embed_kernel", *layer * n_layers, "rmsnorm_kernel", "gemv_kernel", "argmax_kernel"], got
     prev_end = None

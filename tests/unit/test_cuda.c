@@ -320,6 +320,83 @@ TEST(cuda_gemv_every_type) {
     fprintf(stderr, "  gemv: worst error %.3f of the tolerance (%s)\n", worst_rel, worst_at);
 }
 
+/* ck_gemv_multi_rms and ck_gemv_swiglu_rms (the RMSNorm of the input inside each block of the product)
+ * against op_rmsnorm of the residual row and double dots with the dequantized weights. Tolerance: the
+ * GEMV's (1e-5 of sum |w x| plus 1e-6; the norm's fp32 rounding, ~2e-6 relative, is inside it). Shapes: a
+ * warp's row, 0.5B's Q/K/V (three outputs, bias) and gate/up (pairs of one round, two a warp), many rows of
+ * one round (two a warp), the longest row; and the refusals (other types, two entries, longer rows). */
+TEST(cuda_gemv_rms) {
+    NEED_DEVICE();
+    const int shapes[][2] = {{1, 32}, {37, 96}, {1152, 896}, {4864, 896}, {20001, 64}, {300, 1024}}; /* rows, cols */
+    const uint32_t types[] = {QT_F16, QT_BF16};
+    double worst = 0;
+    for (size_t ti = 0; ti < 2; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const uint32_t type = types[ti];
+            const int rows = shapes[si][0], cols = shapes[si][1];
+            size_t rb;
+            uint8_t *w = random_weight(type, rows, cols, &rb), *w2 = random_weight(type, rows, cols, &rb);
+            float *wf = malloc(sizeof(float) * rows * cols), *wf2 = malloc(sizeof(float) * rows * cols);
+            for (int r = 0; r < rows; r++) {
+                quant_dequantize_row(type, w + r * rb, wf + (size_t)r * cols, cols);
+                quant_dequantize_row(type, w2 + r * rb, wf2 + (size_t)r * cols, cols);
+            }
+            float res[1024], nw[1024], xn[1024];
+            for (int i = 0; i < cols; i++) res[i] = 8.0f * frand(), nw[i] = 2.0f * frand();
+            op_rmsnorm(xn, res, nw, cols, 1e-6f);
+            float *bias = malloc(sizeof(float) * rows), *y = malloc(sizeof(float) * 3 * rows);
+            for (int i = 0; i < rows; i++) bias[i] = frand();
+            CkMat m = weight_on_dev(type, w, rows, cols, rb), m2 = weight_on_dev(type, w2, rows, cols, rb);
+            void *dres = to_dev(res, sizeof(float) * cols), *dnw = to_dev(nw, sizeof(float) * cols);
+            void *db = to_dev(bias, sizeof(float) * rows), *dy = to_dev(y, sizeof(float) * 3 * rows);
+            const CkRmsIn in = {dres, dnw, 1e-6f};
+            /* three outputs: the second weight between two uses of the first, the middle one with a bias */
+            float *dyf = dy;
+            const CkGemvOut outs[3] = {{&m, dyf, NULL}, {&m2, dyf + rows, db}, {&m, dyf + 2 * rows, NULL}};
+            if (ck_gemv_multi_rms(outs, 3, &in, 1, 0)) FAIL("ck_gemv_multi_rms refused %s %dx%d", quant_name(type), rows, cols);
+            from_dev(y, dy, sizeof(float) * 3 * rows);
+            for (int o = 0; o < 3; o++)
+                for (int r = 0; r < rows; r++) {
+                    const float *wr = (o == 1 ? wf2 : wf) + (size_t)r * cols;
+                    double ref = o == 1 ? bias[r] : 0, mag = 0;
+                    for (int k = 0; k < cols; k++) ref += (double)wr[k] * xn[k], mag += fabs((double)wr[k] * xn[k]);
+                    const double err = fabs(y[o * rows + r] - ref), tol = 1e-5 * mag + 1e-6;
+                    if (err / tol > worst) worst = err / tol;
+                    if (err > tol)
+                        FAIL("ck_gemv_multi_rms %s %dx%d output %d row %d: %.7g, expected %.7g (tol %.3g)", quant_name(type),
+                             rows, cols, o, r, y[o * rows + r], ref, tol);
+                }
+            if (ck_gemv_swiglu_rms(&m, &m2, &in, 1, dy, 0)) FAIL("ck_gemv_swiglu_rms refused %s", quant_name(type));
+            from_dev(y, dy, sizeof(float) * rows);
+            for (int r = 0; r < rows; r++) {
+                double gs = 0, us = 0, mg = 0, mu = 0;
+                for (int k = 0; k < cols; k++) {
+                    gs += (double)wf[(size_t)r * cols + k] * xn[k], mg += fabs((double)wf[(size_t)r * cols + k] * xn[k]);
+                    us += (double)wf2[(size_t)r * cols + k] * xn[k], mu += fabs((double)wf2[(size_t)r * cols + k] * xn[k]);
+                }
+                const double ref = gs / (1.0 + exp(-gs)) * us;
+                const double tol = (1e-5 * mg + 1e-6) * (fabs(us) + 1e-5 * mu) + fabs(gs) * (1e-5 * mu + 1e-6) + 1e-6;
+                const float got = y[gemv_at(r, rows)]; /* the down projection's input: the GEMV layout */
+                if (fabs(got - ref) > tol)
+                    FAIL("ck_gemv_swiglu_rms %s %dx%d row %d: %.7g, expected %.7g (tol %.3g)", quant_name(type), rows,
+                         cols, r, got, ref, tol);
+            }
+            /* what it refuses, enqueuing nothing */
+            if (!ck_gemv_multi_rms(outs, 3, &in, 2, 0) || !ck_gemv_swiglu_rms(&m, &m2, &in, 2, dy, 0))
+                FAIL("two entries accepted");
+            CkMat other = m;
+            other.type = QT_Q8_0;
+            if (!ck_gemv_swiglu_rms(&other, &other, &in, 1, dy, 0)) FAIL("Q8_0 accepted");
+            other = m, other.cols = 1056;
+            if (!ck_gemv_swiglu_rms(&other, &other, &in, 1, dy, 0)) FAIL("a row of 1056 accepted");
+            cudaError_t e = cudaGetLastError();
+            if (e != cudaSuccess) FAIL("%s", cudaGetErrorString(e));
+            cudaFree((void *)m.data), cudaFree((void *)m2.data), cudaFree(dres), cudaFree(dnw), cudaFree(db), cudaFree(dy);
+            free(w), free(w2), free(wf), free(wf2), free(bias), free(y);
+        }
+    fprintf(stderr, "  gemv_rms: worst error %.3f of the tolerance\n", worst);
+}
+
 /* ck_gemm (tensor cores on tiles dequantized in shared memory) against a double dot of the same fp16
  * inputs: the dequantized weight and the activations each rounded to fp16, as the kernel feeds the tensor
  * cores, so only the fp32 accumulation differs. Tolerance: 4e-5 of sum |w x| plus 1e-6. Shapes cross the

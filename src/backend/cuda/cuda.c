@@ -153,6 +153,7 @@ typedef struct CudaBackend {
     int gemv_max_t;                 /* entries up to which products take the GEMV kernels (<= GEMV_MAX_T) */
     int tiled_attn;                 /* prefill steps may take ck_attention_tiled (ORCD_CUDA_TILED_ATTN=0: never) */
     int rope_in_attn;               /* decode steps: RoPE and KV writes in ck_attention (ORCD_CUDA_ROPE_IN_ATTN=0: never) */
+    int norm_in_gemv;               /* the layers' RMSNorms inside the products that read them (ORCD_CUDA_NORM_IN_GEMV=0: never) */
     float *gemm_part;               /* ck_gemm's split partial sums */
     size_t gemm_part_floats;
     Prof prof;
@@ -312,13 +313,18 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
     if (hidden) cudaMemcpyAsync(hidden, s->x, (size_t)T * dim * sizeof(float), cudaMemcpyDeviceToHost, s->stream);
     for (int l = 0; l < c->n_layers; l++) {
         const CudaLayer *L = &s->layers[l];
-        mark(s, P_NORM);
-        ck_rmsnorm(s->x, NULL, L->attn_norm, s->xb, T, dim, c->norm_eps, gemv, q8_for(q8, &L->wq, &L->wk, &L->wv),
-                   s->stream);
-        mark(s, P_QKV);
         const CkGemvOut qkv[3] = {{&L->wq, s->q, L->bq}, {&L->wk, s->k, L->bk}, {&L->wv, s->v, L->bv}};
+        const CkRmsIn attn_in = {s->x, L->attn_norm, c->norm_eps};
+        mark(s, P_QKV);
+        const int qkv_rms = gemv && s->norm_in_gemv && !ck_gemv_multi_rms(qkv, 3, &attn_in, T, s->stream);
+        if (!qkv_rms) {
+            mark(s, P_NORM);
+            ck_rmsnorm(s->x, NULL, L->attn_norm, s->xb, T, dim, c->norm_eps, gemv,
+                       q8_for(q8, &L->wq, &L->wk, &L->wv), s->stream);
+            mark(s, P_QKV);
+        }
         const int qkv_gemm = !gemv && !matmul_multi(s, qkv, 3, s->xb, T);
-        if (!qkv_gemm && (!gemv || ck_gemv_multi(qkv, 3, s->xb, q8, T, 0, s->stream))) { /* one launch, else Q and K */
+        if (!qkv_rms && !qkv_gemm && (!gemv || ck_gemv_multi(qkv, 3, s->xb, q8, T, 0, s->stream))) { /* one launch, else Q and K */
             int xh = 0; /* whether s->xh holds s->xb in fp16 */
             if (gemv) { /* V (another type) on the side stream, beside Q and K: two small waves at once */
                 cudaEventRecord(s->fork, s->stream);
@@ -360,12 +366,17 @@ static void enqueue_forward(CudaBackend *s, int T, int n_out, int argmax, int sp
         }
         mark(s, P_WO);
         matmul(s, &L->wo, s->xb, T, s->x, NULL, 1, 0);
-        mark(s, P_NORM);
-        ck_rmsnorm(s->x, NULL, L->ffn_norm, s->xb, T, dim, c->norm_eps, gemv, q8_for(q8, &L->gate, &L->up, NULL),
-                   s->stream);
+        const CkRmsIn ffn_in = {s->x, L->ffn_norm, c->norm_eps};
         mark(s, P_GATE_UP);
+        const int gu_rms = gemv && s->norm_in_gemv && !ck_gemv_swiglu_rms(&L->gate, &L->up, &ffn_in, T, s->hb, s->stream);
+        if (!gu_rms) {
+            mark(s, P_NORM);
+            ck_rmsnorm(s->x, NULL, L->ffn_norm, s->xb, T, dim, c->norm_eps, gemv, q8_for(q8, &L->gate, &L->up, NULL),
+                       s->stream);
+            mark(s, P_GATE_UP);
+        }
         const float *h = s->hb;
-        if (!gemv || ck_gemv_swiglu(&L->gate, &L->up, s->xb, q8, T, s->hb, s->stream)) {
+        if (!gu_rms && (!gemv || ck_gemv_swiglu(&L->gate, &L->up, s->xb, q8, T, s->hb, s->stream))) {
             const CkGemvOut gu[2] = {{&L->gate, s->hb, NULL}, {&L->up, s->hb2, NULL}};
             if (gemv || matmul_multi(s, gu, 2, s->xb, T)) {
                 const int gh = matmul(s, &L->gate, s->xb, T, s->hb, NULL, 0, 0);
@@ -764,6 +775,8 @@ Backend *backend_cuda_create(const Config *c, const Weights *w, const BackendOpt
     s->tiled_attn = !(ta && strcmp(ta, "0") == 0);
     const char *ra = getenv("ORCD_CUDA_ROPE_IN_ATTN");
     s->rope_in_attn = !(ra && strcmp(ra, "0") == 0);
+    const char *ng = getenv("ORCD_CUDA_NORM_IN_GEMV");
+    s->norm_in_gemv = !(ng && strcmp(ng, "0") == 0);
     /* programmatic dependent launch (kernels.cu) where the device has it (ORCD_CUDA_PDL=0: never) */
     int cc_major = 0;
     cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, 0);

@@ -528,13 +528,13 @@ __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], 
             use(rb, u0 + FU * step);
         }
     } else {
+        Raw raw[R][FU];
+        load(raw, first); /* (nothing for lanes past the row) */
+        ready();          /* by every lane at once: it may hold a block's barriers (rms_in_block) */
         for (int u0 = first; u0 < units; u0 += FU * step) {
-            Raw raw[R][FU];
-            load(raw, u0);
-            if (u0 == first) ready();
+            if (u0 != first) load(raw, u0);
             use(raw, u0);
         }
-        if (first >= units) ready();
     }
 }
 
@@ -558,6 +558,34 @@ __device__ __forceinline__ GemvRow gemv_row(const GemvOuts &o, int g, size_t row
     return r;
 }
 
+/* The RMSNorm of a product's input done by each block of the product (ck_gemv_multi_rms, ck_gemv_swiglu_rms):
+ * pdl_begin, then the block reads the residual row (a value or a few a thread, one round trip; the norm's
+ * weights prefetched into L2 before the wait), sums its squares over the block and writes the normalized row
+ * into xs (shared memory) in the GEMV input layout, from which the block's warps read it as they would the
+ * norm kernel's output. Every thread of the block calls it once (it has barriers); dim <= CK_RMS_IN_MAX. */
+__device__ __forceinline__ void rms_in_block(const CkRmsIn &in, int dim, float *xs) {
+    constexpr int V = CK_RMS_IN_MAX / (GEMV_WARPS * WARP);
+    if (threadIdx.x < WARP)
+        for (int i = threadIdx.x * 32; i < dim; i += WARP * 32) asm volatile("prefetch.global.L2 [%0];" ::"l"(in.w + i));
+    pdl_begin();
+    float v[V], w[V], ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        const int i = threadIdx.x + k * GEMV_WARPS * WARP;
+        v[k] = i < dim ? in.x[i] : 0.0f, w[k] = i < dim ? in.w[i] : 0.0f;
+    }
+#pragma unroll
+    for (int k = 0; k < V; k++) ss += v[k] * v[k];
+    ss = block_sum(ss);
+    const float scale = rsqrtf(ss / (float)dim + in.eps);
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        const int i = threadIdx.x + k * GEMV_WARPS * WARP;
+        if (i < dim) xs[xi_at(i, dim)] = v[k] * scale * w[k];
+    }
+    __syncthreads();
+}
+
 /* KS warps per row: 1, or GEMV_WARPS (a block per row): warp w of a row takes units 32 (w + KS k) + lane
  * (chunks w, w + KS, ... when staged), and the row's first warp adds the KS partial sums in order. Long rows
  * against few of them (the 7B down projection with float weights; 0.5B's down projection) otherwise leave too
@@ -565,10 +593,13 @@ __device__ __forceinline__ GemvRow gemv_row(const GemvOuts &o, int g, size_t row
  * previous kernel has finished, in the two register sets that longer rows use for their next two chunks;
  * or direct float rows of one round, gemv_float_two_rows): half the warps, every weight byte in flight at
  * once. */
-template <int T, int NT, bool Q8, int KS, int RW>
-__global__ void __launch_bounds__(GEMV_WARPS *WARP)
-    gemv_kernel(GemvOuts o, size_t row_bytes, int cols, const float *x, CkQ8 xq, int accumulate) {
+template <int T, int NT, bool Q8, int KS, int RW, bool RMS = false>
+__global__ void __launch_bounds__(GEMV_WARPS *WARP, RMS ? 4 : 1)
+    gemv_kernel(GemvOuts o, size_t row_bytes, int cols, const float *x, CkQ8 xq, int accumulate, CkRmsIn rin) {
     TL_KERNEL();
+    static_assert(!RMS || (KS == 1 && !Q8), "the norm inside: float inputs, a warp a row");
+    __shared__ __align__(16) float xs[RMS ? CK_RMS_IN_MAX : 1];
+    if constexpr (RMS) x = xs;
     constexpr bool staged = !direct_rows<T, Q8>();
     static_assert(KS == 1 || KS == GEMV_WARPS, "a row per warp, or a block per row");
     static_assert(RW == 1 || (RW == 2 && KS == 1), "two rows a warp: rows of one chunk or one round");
@@ -578,7 +609,10 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
     const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, sub = warp % KS;
     const int g = (blockIdx.x * (GEMV_WARPS / KS) + warp / KS) * RW, end = o.end[CK_GEMV_MAX_OUT - 1];
     /* unused entries repeat the last end; with KS > 1 the whole block (one row) returns alike */
-    if (g >= end) return;
+    if (g >= end) {
+        if constexpr (RMS) rms_in_block(rin, cols, xs);
+        return;
+    }
     const int n_rows = RW == 2 && g + 1 < end ? 2 : 1;
     GemvRow r[RW];
 #pragma unroll
@@ -601,7 +635,8 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
         for (int t = 0; t < NT; t++) res[k][t] = 0.0f;
     }
     auto ready = [&]() {
-        pdl_begin();
+        if constexpr (RMS) rms_in_block(rin, cols, xs);
+        else pdl_begin();
         if (writer && accumulate)
 #pragma unroll
             for (int k = 0; k < RW; k++)
@@ -666,18 +701,28 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
 /* gate and up rows r together, out = silu(gate . x) * (up . x): the SwiGLU input of the FFN in one pass.
  * RW rows per warp as gemv_kernel's (2: staged rows of one chunk, or direct float rows of one round:
  * gemv_two_rows). */
-template <int T, int NT, bool Q8, int RW>
-__global__ void __launch_bounds__(GEMV_WARPS *WARP)
+template <int T, int NT, bool Q8, int RW, bool RMS = false>
+__global__ void __launch_bounds__(GEMV_WARPS *WARP, RMS ? 4 : 1)
     gemv_swiglu_kernel(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, int rows, int cols, const float *x,
-                       CkQ8 xq, float *y) {
+                       CkQ8 xq, float *y, CkRmsIn rin) {
     TL_KERNEL();
+    static_assert(!RMS || (!Q8 && direct_rows<T, Q8>()), "the norm inside: float inputs");
+    __shared__ __align__(16) float xs[RMS ? CK_RMS_IN_MAX : 1];
+    if constexpr (RMS) x = xs;
+    auto ready = [&] {
+        if constexpr (RMS) rms_in_block(rin, cols, xs);
+        else pdl_begin();
+    };
     constexpr bool staged = !direct_rows<T, Q8>();
     static_assert(RW == 1 || RW == 2, "one or two rows of each a warp");
     constexpr int CB = staged ? Chunk<T>::bytes : 16;
     __shared__ __align__(16) uint8_t stage[GEMV_WARPS][2][(CB + 15) / 16 * 16 + 16];
     const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     const int row = (blockIdx.x * GEMV_WARPS + warp) * RW;
-    if (row >= rows) return;
+    if (row >= rows) {
+        if constexpr (RMS) rms_in_block(rin, cols, xs);
+        return;
+    }
     const int units = cols / 32, n_rows = RW == 2 && row + 1 < rows ? 2 : 1;
     float acc[RW][2][NT]; /* gate, up */
 #pragma unroll
@@ -724,10 +769,10 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP)
         const uint8_t *rg1 = n_rows == 2 ? rg + row_bytes : rg, *ru1 = n_rows == 2 ? ru + row_bytes : ru;
         const uint8_t *const rows4[4] = {rg, ru, rg1, ru1};
         gemv_direct_rows<T, NT, Q8, 4>(rows4, units, lane, WARP, x, xq, cols, reinterpret_cast<float(&)[4][NT]>(acc),
-                                       [] { pdl_begin(); });
+                                       ready);
     } else {
         const uint8_t *const rows2[2] = {rg, ru};
-        gemv_direct_rows<T, NT, Q8, 2>(rows2, units, lane, WARP, x, xq, cols, acc[0], [] { pdl_begin(); });
+        gemv_direct_rows<T, NT, Q8, 2>(rows2, units, lane, WARP, x, xq, cols, acc[0], ready);
     }
 #pragma unroll
     for (int k = 0; k < RW; k++) {
@@ -778,22 +823,22 @@ static void gemv_swiglu_launch(const CkMat *g, const CkMat *u, const float *x, c
             constexpr int RW = direct_rows<T, true>() ? 1 : 2; /* two one-chunk rows a warp: staged rows */
             if (RW == 2 && gemv_two_rows(cols / 32))
                 launch((gemv_swiglu_kernel<T, NT, true, RW>), blocks_for(rows, RW * GEMV_WARPS), GEMV_WARPS * WARP, s, wg,
-                       wu, g->row_bytes, rows, cols, xs, q8_rows(*xq, t0, cols), ys);
+                       wu, g->row_bytes, rows, cols, xs, q8_rows(*xq, t0, cols), ys, CkRmsIn{});
             else
                 launch((gemv_swiglu_kernel<T, NT, true, 1>), blocks_for(rows, GEMV_WARPS), GEMV_WARPS * WARP, s, wg, wu,
-                       g->row_bytes, rows, cols, xs, q8_rows(*xq, t0, cols), ys);
+                       g->row_bytes, rows, cols, xs, q8_rows(*xq, t0, cols), ys, CkRmsIn{});
             return;
         }
     }
     if constexpr (!quantized_type<T>()) {
         if (NT == 1 && gemv_two_rows(cols / 32)) { /* two pairs a warp */
             launch((gemv_swiglu_kernel<T, NT, false, NT == 1 ? 2 : 1>), blocks_for(rows, 2 * GEMV_WARPS),
-                   GEMV_WARPS * WARP, s, wg, wu, g->row_bytes, rows, cols, xs, CkQ8{}, ys);
+                   GEMV_WARPS * WARP, s, wg, wu, g->row_bytes, rows, cols, xs, CkQ8{}, ys, CkRmsIn{});
             return;
         }
     }
     launch((gemv_swiglu_kernel<T, NT, false, 1>), blocks_for(rows, GEMV_WARPS), GEMV_WARPS * WARP, s, wg, wu,
-           g->row_bytes, rows, cols, xs, CkQ8{}, ys);
+           g->row_bytes, rows, cols, xs, CkQ8{}, ys, CkRmsIn{});
 }
 
 template <int T>
@@ -806,6 +851,37 @@ static void gemv_swiglu_type(const CkMat *g, const CkMat *u, const float *x, con
         else if (left >= 2) gemv_swiglu_launch<T, 2>(g, u, x, xq, t0, y, s), t0 += 2;
         else gemv_swiglu_launch<T, 1>(g, u, x, xq, t0, y, s), t0 += 1;
     }
+}
+
+/* the block-shared norm's products: F16 and BF16 weights (F32's rows, 8 registers a value pair, spilled),
+ * one entry, rows of at most CK_RMS_IN_MAX values */
+static int rms_in_ok(uint32_t type, int64_t cols, int T) {
+    return (type == QT_F16 || type == QT_BF16) && T == 1 && cols % 32 == 0 && cols <= CK_RMS_IN_MAX;
+}
+
+template <int T>
+static void gemv_swiglu_rms_type(const CkMat *g, const CkMat *u, const CkRmsIn &in, float *y, cudaStream_t s) {
+    if constexpr (!quantized_type<T>()) {
+        const int rows = (int)g->rows, cols = (int)g->cols, rw = gemv_two_rows(cols / 32) ? 2 : 1;
+        auto go = [&](auto kernel) {
+            launch(kernel, blocks_for(rows, rw * GEMV_WARPS), GEMV_WARPS * WARP, s, (const uint8_t *)g->data,
+                   (const uint8_t *)u->data, g->row_bytes, rows, cols, (const float *)NULL, CkQ8{}, y, in);
+        };
+        if (rw == 2) go(gemv_swiglu_kernel<T, 1, false, 2, true>);
+        else go(gemv_swiglu_kernel<T, 1, false, 1, true>);
+    }
+}
+
+extern "C" int ck_gemv_swiglu_rms(const CkMat *gate, const CkMat *up, const CkRmsIn *in, int T, float *y,
+                                  cudaStream_t s) {
+    if (gate->type != up->type || gate->rows != up->rows || gate->cols != up->cols || gate->row_bytes != up->row_bytes ||
+        !rms_in_ok(gate->type, gate->cols, T))
+        return -1;
+    switch (gate->type) {
+    case QT_F16: gemv_swiglu_rms_type<QT_F16>(gate, up, *in, y, s); return 0;
+    case QT_BF16: gemv_swiglu_rms_type<QT_BF16>(gate, up, *in, y, s); return 0;
+    }
+    return -1;
 }
 
 extern "C" int ck_gemv_swiglu(const CkMat *gate, const CkMat *up, const float *x, const CkQ8 *xq, int T, float *y,
@@ -858,30 +934,30 @@ static void gemv_launch(GemvOuts o, size_t row_bytes, int cols, const float *x, 
             constexpr int RW = direct_rows<T, true>() ? 1 : 2; /* two one-chunk rows a warp: staged rows */
             if (RW == 2 && gemv_two_rows(cols / 32))
                 launch((gemv_kernel<T, NT, true, 1, RW>), blocks_for(rows, RW * GEMV_WARPS), GEMV_WARPS * WARP, s, o,
-                       row_bytes, cols, xs, q, accumulate);
+                       row_bytes, cols, xs, q, accumulate, CkRmsIn{});
             else if (gemv_quant_split(cols / 32, rows) == GEMV_WARPS)
                 launch((gemv_kernel<T, NT, true, GEMV_WARPS, 1>), rows, GEMV_WARPS * WARP, s, o, row_bytes, cols, xs, q,
-                       accumulate);
+                       accumulate, CkRmsIn{});
             else
                 launch((gemv_kernel<T, NT, true, 1, 1>), blocks_for(rows, GEMV_WARPS), GEMV_WARPS * WARP, s, o,
-                       row_bytes, cols, xs, q, accumulate);
+                       row_bytes, cols, xs, q, accumulate, CkRmsIn{});
             return;
         }
     }
     if constexpr (!quantized_type<T>()) {
         if (NT == 1 && gemv_float_two_rows(cols / 32, rows)) {
             launch((gemv_kernel<T, NT, false, 1, NT == 1 ? 2 : 1>), blocks_for(rows, 2 * GEMV_WARPS), GEMV_WARPS * WARP,
-                   s, o, row_bytes, cols, xs, CkQ8{}, accumulate);
+                   s, o, row_bytes, cols, xs, CkQ8{}, accumulate, CkRmsIn{});
             return;
         }
         if (gemv_float_split(cols / 32) == GEMV_WARPS) {
             launch((gemv_kernel<T, NT, false, GEMV_WARPS, 1>), rows, GEMV_WARPS * WARP, s, o, row_bytes, cols, xs,
-                   CkQ8{}, accumulate);
+                   CkQ8{}, accumulate, CkRmsIn{});
             return;
         }
     }
     launch((gemv_kernel<T, NT, false, 1, 1>), blocks_for(rows, GEMV_WARPS), GEMV_WARPS * WARP, s, o, row_bytes, cols,
-           xs, CkQ8{}, accumulate);
+           xs, CkQ8{}, accumulate, CkRmsIn{});
 }
 
 template <int T>
@@ -916,6 +992,38 @@ extern "C" int ck_gemv_multi(const CkGemvOut *outs, int n_outs, const float *x, 
         return 0;
         ORCD_FOR_EACH_DEVICE_TYPE(CASE)
 #undef CASE
+    }
+    return -1;
+}
+
+template <int T> static void gemv_rms_type(const GemvOuts &o, size_t row_bytes, int cols, const CkRmsIn &in,
+                                          cudaStream_t s) {
+    if constexpr (!quantized_type<T>()) {
+        const int rows = o.end[o.n - 1];
+        if (gemv_float_two_rows(cols / 32, rows))
+            launch(gemv_kernel<T, 1, false, 1, 2, true>, blocks_for(rows, 2 * GEMV_WARPS), GEMV_WARPS * WARP, s, o,
+                   row_bytes, cols, (const float *)NULL, CkQ8{}, 0, in);
+        else
+            launch(gemv_kernel<T, 1, false, 1, 1, true>, blocks_for(rows, GEMV_WARPS), GEMV_WARPS * WARP, s, o,
+                   row_bytes, cols, (const float *)NULL, CkQ8{}, 0, in);
+    }
+}
+
+extern "C" int ck_gemv_multi_rms(const CkGemvOut *outs, int n_outs, const CkRmsIn *in, int T, cudaStream_t s) {
+    if (n_outs < 1 || n_outs > CK_GEMV_MAX_OUT || !rms_in_ok(outs[0].w->type, outs[0].w->cols, T)) return -1;
+    const CkMat *m = outs[0].w;
+    GemvOuts o = {};
+    o.n = n_outs;
+    for (int i = 0; i < n_outs; i++) {
+        const CkMat *w = outs[i].w;
+        if (w->type != m->type || w->cols != m->cols || w->row_bytes != m->row_bytes) return -1;
+        o.w[i] = (const uint8_t *)w->data, o.bias[i] = outs[i].bias, o.y[i] = outs[i].y;
+        o.end[i] = (i ? o.end[i - 1] : 0) + (int)w->rows;
+    }
+    for (int i = n_outs; i < CK_GEMV_MAX_OUT; i++) o.end[i] = o.end[n_outs - 1];
+    switch (m->type) {
+    case QT_F16: gemv_rms_type<QT_F16>(o, m->row_bytes, (int)m->cols, *in, s); return 0;
+    case QT_BF16: gemv_rms_type<QT_BF16>(o, m->row_bytes, (int)m->cols, *in, s); return 0;
     }
     return -1;
 }

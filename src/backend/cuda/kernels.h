@@ -106,6 +106,20 @@ typedef struct CkGemvOut {
 int ck_gemv_multi(const CkGemvOut *outs, int n, const float *x, const CkQ8 *xq, int T, int accumulate,
                   cudaStream_t s);
 
+/* The RMSNorm of a product's input inside the product: x = rmsnorm(residual row) * w is computed by every
+ * block of the product into its shared memory (one read of the row a block) instead of by ck_rmsnorm into
+ * memory. For F16 and BF16 weights (fp32 inputs), one entry, rows of at most CK_RMS_IN_MAX values (a
+ * multiple of 32); -1 (nothing enqueued) otherwise or when the weights differ in type or length. Products as
+ * ck_gemv_multi (no accumulation) and ck_gemv_swiglu. */
+#define CK_RMS_IN_MAX 1024
+typedef struct CkRmsIn {
+    const float *x; /* the residual row (row-major) */
+    const float *w; /* the norm's weights */
+    float eps;
+} CkRmsIn;
+int ck_gemv_multi_rms(const CkGemvOut *outs, int n, const CkRmsIn *in, int T, cudaStream_t s);
+int ck_gemv_swiglu_rms(const CkMat *gate, const CkMat *up, const CkRmsIn *in, int T, float *y, cudaStream_t s);
+
 /* Several ck_gemm products of one input in one launch (Q, K and V; gate and up), as ck_gemm, for up to
  * CK_GEMV_MAX_OUT weights of one type and row length (-1, nothing enqueued, when they differ); `part` must
  * hold the partial sums of all of them (splits x T x their rows together). */
