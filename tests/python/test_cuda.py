@@ -246,7 +246,7 @@ def test_timeline_build_times_every_kernel(cuda_device, gen_dir, tmp_path):
     names = kernel_lines()
     rows = [line.split() for line in out.read_text().splitlines() if not line.startswith("#")]
     got = [names.get(int(f[0]), f"line {f[0]}") for f in rows]
-    layer = ["gemv_kernel", "attn_partial_kernel", "gemv_kernel", "gemv_swiglu_kernel", "gemv_kernel"]
+    layer = ["gemv_rms_kernel", "attn_partial_kernel", "gemv_kernel", "gemv_swiglu_rms_kernel", "gemv_kernel"]
     n_layers = 2  # gen_model.py's tiny shape
     assert got == ["embed_kernel", *layer * n_layers, "rmsnorm_kernel", "gemv_kernel", "argmax_kernel"], got
     prev_end = None

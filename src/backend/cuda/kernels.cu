@@ -473,9 +473,10 @@ template <int T, int NT, int R> struct DirectUnits {
  * FU of them per round with all their loads issued before the first is used (and, for pipelined types, the
  * next round's issued before this one is used; one unit at a time and no pipelining left a
  * warp 2 KB in flight: the 7B F16 down projection ran at 60% of the bandwidth). The first round's weight
- * loads go out before ready() (pdl_begin and what the caller loads right after it). Each acc[r] sums its units
- * in order, as one at a time would. */
-template <int T, int NT, bool Q8, int R, typename Ready>
+ * loads go out before ready() (pdl_begin and what the caller loads right after it); BAR: ready() holds a block's
+ * barriers (rms_in_block), so every lane calls it at one point. Each acc[r] sums its units in order, as one at a
+ * time would. */
+template <int T, int NT, bool Q8, int R, bool BAR = false, typename Ready>
 __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], int units, int first, int step,
                                                  const float *x, const CkQ8 &xq, int cols, float (&acc)[R][NT],
                                                  Ready &&ready) {
@@ -527,14 +528,22 @@ __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], 
             load(ra, u0 + 2 * FU * step);
             use(rb, u0 + FU * step);
         }
-    } else {
+    } else if constexpr (BAR) { /* ready() by every lane at once: it holds a block's barriers */
         Raw raw[R][FU];
         load(raw, first); /* (nothing for lanes past the row) */
-        ready();          /* by every lane at once: it may hold a block's barriers (rms_in_block) */
+        ready();
         for (int u0 = first; u0 < units; u0 += FU * step) {
             if (u0 != first) load(raw, u0);
             use(raw, u0);
         }
+    } else { /* (the form above: 7B Q4_K_M decode 453 -> 419 tok/s) */
+        for (int u0 = first; u0 < units; u0 += FU * step) {
+            Raw raw[R][FU];
+            load(raw, u0);
+            if (u0 == first) ready();
+            use(raw, u0);
+        }
+        if (first >= units) ready();
     }
 }
 
@@ -593,10 +602,9 @@ __device__ __forceinline__ void rms_in_block(const CkRmsIn &in, int dim, float *
  * previous kernel has finished, in the two register sets that longer rows use for their next two chunks;
  * or direct float rows of one round, gemv_float_two_rows): half the warps, every weight byte in flight at
  * once. */
-template <int T, int NT, bool Q8, int KS, int RW, bool RMS = false>
-__global__ void __launch_bounds__(GEMV_WARPS *WARP, RMS ? 4 : 1)
-    gemv_kernel(GemvOuts o, size_t row_bytes, int cols, const float *x, CkQ8 xq, int accumulate, CkRmsIn rin) {
-    TL_KERNEL();
+template <int T, int NT, bool Q8, int KS, int RW, bool RMS>
+__device__ __forceinline__ void gemv_rows(const GemvOuts &o, size_t row_bytes, int cols, const float *x,
+                                          const CkQ8 &xq, int accumulate, const CkRmsIn &rin) {
     static_assert(!RMS || (KS == 1 && !Q8), "the norm inside: float inputs, a warp a row");
     __shared__ __align__(16) float xs[RMS ? CK_RMS_IN_MAX : 1];
     if constexpr (RMS) x = xs;
@@ -668,7 +676,7 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP, RMS ? 4 : 1)
         const uint8_t *rows[RW]; /* RW == 2 with one row left: that row twice */
 #pragma unroll
         for (int k = 0; k < RW; k++) rows[k] = r[k].w;
-        gemv_direct_rows<T, NT, Q8, RW>(rows, units, sub * WARP + lane, KS * WARP, x, xq, cols, acc, ready);
+        gemv_direct_rows<T, NT, Q8, RW, RMS>(rows, units, sub * WARP + lane, KS * WARP, x, xq, cols, acc, ready);
     }
 #pragma unroll
     for (int k = 0; k < RW; k++) {
@@ -698,14 +706,31 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP, RMS ? 4 : 1)
     }
 }
 
+/* The product's kernel, and the same with the RMSNorm of its input inside (rms_in_block; held to 128
+ * registers, 16 warps an SM, as the plain F16 kernel: the norm's values had taken it to 162). Two kernels, not
+ * one with a conditional bound: an explicit bound of 1 block changed the plain kernels' register choices (7B
+ * Q4_K_M: Q6_K rows 64 -> 76 registers, decode 454 -> 444 tok/s). */
+template <int T, int NT, bool Q8, int KS, int RW>
+__global__ void __launch_bounds__(GEMV_WARPS *WARP)
+    gemv_kernel(GemvOuts o, size_t row_bytes, int cols, const float *x, CkQ8 xq, int accumulate, CkRmsIn rin) {
+    TL_KERNEL();
+    gemv_rows<T, NT, Q8, KS, RW, false>(o, row_bytes, cols, x, xq, accumulate, rin);
+}
+
+template <int T, int NT, bool Q8, int KS, int RW>
+__global__ void __launch_bounds__(GEMV_WARPS *WARP, 4)
+    gemv_rms_kernel(GemvOuts o, size_t row_bytes, int cols, const float *x, CkQ8 xq, int accumulate, CkRmsIn rin) {
+    TL_KERNEL();
+    gemv_rows<T, NT, Q8, KS, RW, true>(o, row_bytes, cols, x, xq, accumulate, rin);
+}
+
 /* gate and up rows r together, out = silu(gate . x) * (up . x): the SwiGLU input of the FFN in one pass.
  * RW rows per warp as gemv_kernel's (2: staged rows of one chunk, or direct float rows of one round:
  * gemv_two_rows). */
-template <int T, int NT, bool Q8, int RW, bool RMS = false>
-__global__ void __launch_bounds__(GEMV_WARPS *WARP, RMS ? 4 : 1)
-    gemv_swiglu_kernel(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, int rows, int cols, const float *x,
-                       CkQ8 xq, float *y, CkRmsIn rin) {
-    TL_KERNEL();
+template <int T, int NT, bool Q8, int RW, bool RMS>
+__device__ __forceinline__ void gemv_swiglu_rows(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, int rows,
+                                                 int cols, const float *x, const CkQ8 &xq, float *y,
+                                                 const CkRmsIn &rin) {
     static_assert(!RMS || (!Q8 && direct_rows<T, Q8>()), "the norm inside: float inputs");
     __shared__ __align__(16) float xs[RMS ? CK_RMS_IN_MAX : 1];
     if constexpr (RMS) x = xs;
@@ -768,11 +793,11 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP, RMS ? 4 : 1)
                                        * row is read twice, its second sums dropped) */
         const uint8_t *rg1 = n_rows == 2 ? rg + row_bytes : rg, *ru1 = n_rows == 2 ? ru + row_bytes : ru;
         const uint8_t *const rows4[4] = {rg, ru, rg1, ru1};
-        gemv_direct_rows<T, NT, Q8, 4>(rows4, units, lane, WARP, x, xq, cols, reinterpret_cast<float(&)[4][NT]>(acc),
-                                       ready);
+        gemv_direct_rows<T, NT, Q8, 4, RMS>(rows4, units, lane, WARP, x, xq, cols,
+                                            reinterpret_cast<float(&)[4][NT]>(acc), ready);
     } else {
         const uint8_t *const rows2[2] = {rg, ru};
-        gemv_direct_rows<T, NT, Q8, 2>(rows2, units, lane, WARP, x, xq, cols, acc[0], ready);
+        gemv_direct_rows<T, NT, Q8, 2, RMS>(rows2, units, lane, WARP, x, xq, cols, acc[0], ready);
     }
 #pragma unroll
     for (int k = 0; k < RW; k++) {
@@ -783,6 +808,22 @@ __global__ void __launch_bounds__(GEMV_WARPS *WARP, RMS ? 4 : 1)
             if (lane == 0) y[(size_t)t * rows + xi_at(row + k, rows)] = g / (1.0f + expf(-g)) * up;
         }
     }
+}
+
+template <int T, int NT, bool Q8, int RW>
+__global__ void __launch_bounds__(GEMV_WARPS *WARP)
+    gemv_swiglu_kernel(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, int rows, int cols, const float *x,
+                       CkQ8 xq, float *y, CkRmsIn rin) {
+    TL_KERNEL();
+    gemv_swiglu_rows<T, NT, Q8, RW, false>(wg, wu, row_bytes, rows, cols, x, xq, y, rin);
+}
+
+template <int T, int NT, bool Q8, int RW>
+__global__ void __launch_bounds__(GEMV_WARPS *WARP, 4)
+    gemv_swiglu_rms_kernel(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, int rows, int cols, const float *x,
+                           CkQ8 xq, float *y, CkRmsIn rin) {
+    TL_KERNEL();
+    gemv_swiglu_rows<T, NT, Q8, RW, true>(wg, wu, row_bytes, rows, cols, x, xq, y, rin);
 }
 
 /* The activation rows t0 .. of an 8-bit input */
@@ -867,8 +908,8 @@ static void gemv_swiglu_rms_type(const CkMat *g, const CkMat *u, const CkRmsIn &
             launch(kernel, blocks_for(rows, rw * GEMV_WARPS), GEMV_WARPS * WARP, s, (const uint8_t *)g->data,
                    (const uint8_t *)u->data, g->row_bytes, rows, cols, (const float *)NULL, CkQ8{}, y, in);
         };
-        if (rw == 2) go(gemv_swiglu_kernel<T, 1, false, 2, true>);
-        else go(gemv_swiglu_kernel<T, 1, false, 1, true>);
+        if (rw == 2) go(gemv_swiglu_rms_kernel<T, 1, false, 2>);
+        else go(gemv_swiglu_rms_kernel<T, 1, false, 1>);
     }
 }
 
@@ -1001,10 +1042,10 @@ template <int T> static void gemv_rms_type(const GemvOuts &o, size_t row_bytes, 
     if constexpr (!quantized_type<T>()) {
         const int rows = o.end[o.n - 1];
         if (gemv_float_two_rows(cols / 32, rows))
-            launch(gemv_kernel<T, 1, false, 1, 2, true>, blocks_for(rows, 2 * GEMV_WARPS), GEMV_WARPS * WARP, s, o,
+            launch(gemv_rms_kernel<T, 1, false, 1, 2>, blocks_for(rows, 2 * GEMV_WARPS), GEMV_WARPS * WARP, s, o,
                    row_bytes, cols, (const float *)NULL, CkQ8{}, 0, in);
         else
-            launch(gemv_kernel<T, 1, false, 1, 1, true>, blocks_for(rows, GEMV_WARPS), GEMV_WARPS * WARP, s, o,
+            launch(gemv_rms_kernel<T, 1, false, 1, 1>, blocks_for(rows, GEMV_WARPS), GEMV_WARPS * WARP, s, o,
                    row_bytes, cols, (const float *)NULL, CkQ8{}, 0, in);
     }
 }
