@@ -1013,19 +1013,27 @@ static void gemv_type(const GemvOuts &o, size_t row_bytes, int cols, const float
     }
 }
 
-extern "C" int ck_gemv_multi(const CkGemvOut *outs, int n_outs, const float *x, const CkQ8 *xq, int T, int accumulate,
-                             cudaStream_t s) {
+/* Up to CK_GEMV_MAX_OUT weights of one type and row length as one launch's outputs; -1 when they differ. */
+static int gemv_outs(const CkGemvOut *outs, int n_outs, GemvOuts *o) {
     if (n_outs < 1 || n_outs > CK_GEMV_MAX_OUT) return -1;
     const CkMat *m = outs[0].w;
-    GemvOuts o = {};
-    o.n = n_outs;
+    *o = GemvOuts{};
+    o->n = n_outs;
     for (int i = 0; i < n_outs; i++) {
         const CkMat *w = outs[i].w;
         if (w->type != m->type || w->cols != m->cols || w->row_bytes != m->row_bytes) return -1;
-        o.w[i] = (const uint8_t *)w->data, o.bias[i] = outs[i].bias, o.y[i] = outs[i].y;
-        o.end[i] = (i ? o.end[i - 1] : 0) + (int)w->rows;
+        o->w[i] = (const uint8_t *)w->data, o->bias[i] = outs[i].bias, o->y[i] = outs[i].y;
+        o->end[i] = (i ? o->end[i - 1] : 0) + (int)w->rows;
     }
-    for (int i = n_outs; i < CK_GEMV_MAX_OUT; i++) o.end[i] = o.end[n_outs - 1];
+    for (int i = n_outs; i < CK_GEMV_MAX_OUT; i++) o->end[i] = o->end[n_outs - 1];
+    return 0;
+}
+
+extern "C" int ck_gemv_multi(const CkGemvOut *outs, int n_outs, const float *x, const CkQ8 *xq, int T, int accumulate,
+                             cudaStream_t s) {
+    GemvOuts o;
+    if (gemv_outs(outs, n_outs, &o)) return -1;
+    const CkMat *m = outs[0].w;
     switch (m->type) {
 #define CASE(Q)                                                                  \
     case Q:                                                                      \
@@ -1051,17 +1059,9 @@ template <int T> static void gemv_rms_type(const GemvOuts &o, size_t row_bytes, 
 }
 
 extern "C" int ck_gemv_multi_rms(const CkGemvOut *outs, int n_outs, const CkRmsIn *in, int T, cudaStream_t s) {
-    if (n_outs < 1 || n_outs > CK_GEMV_MAX_OUT || !rms_in_ok(outs[0].w->type, outs[0].w->cols, T)) return -1;
+    GemvOuts o;
+    if (gemv_outs(outs, n_outs, &o) || !rms_in_ok(outs[0].w->type, outs[0].w->cols, T)) return -1;
     const CkMat *m = outs[0].w;
-    GemvOuts o = {};
-    o.n = n_outs;
-    for (int i = 0; i < n_outs; i++) {
-        const CkMat *w = outs[i].w;
-        if (w->type != m->type || w->cols != m->cols || w->row_bytes != m->row_bytes) return -1;
-        o.w[i] = (const uint8_t *)w->data, o.bias[i] = outs[i].bias, o.y[i] = outs[i].y;
-        o.end[i] = (i ? o.end[i - 1] : 0) + (int)w->rows;
-    }
-    for (int i = n_outs; i < CK_GEMV_MAX_OUT; i++) o.end[i] = o.end[n_outs - 1];
     switch (m->type) {
     case QT_F16: gemv_rms_type<QT_F16>(o, m->row_bytes, (int)m->cols, *in, s); return 0;
     case QT_BF16: gemv_rms_type<QT_BF16>(o, m->row_bytes, (int)m->cols, *in, s); return 0;
