@@ -536,7 +536,7 @@ __device__ __forceinline__ void gemv_direct_rows(const uint8_t *const (&wr)[R], 
             if (u0 != first) load(raw, u0);
             use(raw, u0);
         }
-    } else { /* (the form above: 7B Q4_K_M decode 453 -> 419 tok/s) */
+    } else { /* (the form above for every kernel had cost 7B Q4_K_M decode 453 -> 419 tok/s) */
         for (int u0 = first; u0 < units; u0 += FU * step) {
             Raw raw[R][FU];
             load(raw, u0);
@@ -894,8 +894,8 @@ static void gemv_swiglu_type(const CkMat *g, const CkMat *u, const float *x, con
     }
 }
 
-/* the block-shared norm's products: F16 and BF16 weights (F32's rows, 8 registers a value pair, spilled),
- * one entry, rows of at most CK_RMS_IN_MAX values */
+/* the block-shared norm's products: F16 and BF16 weights (F32's gate/up pairs, held to 128 registers with
+ * the norm, spilled 444 bytes a thread), one entry, rows of at most CK_RMS_IN_MAX values */
 static int rms_in_ok(uint32_t type, int64_t cols, int T) {
     return (type == QT_F16 || type == QT_BF16) && T == 1 && cols % 32 == 0 && cols <= CK_RMS_IN_MAX;
 }
